@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#if !defined (LSOCK_COMPILATION)
+# error "private header"
+#endif
+
+#include "lsock-name.h"
+
+G_BEGIN_DECLS
+
+struct _LsockName
+{
+  GObject        parent_instance;
+
+  LsockNameKind  kind;
+  /* The path, or the namespaced name without its "@" */
+  char          *name;
+  /* What lsock_name_to_string() returns and error messages show */
+  char          *display;
+};
+
+/* The string shown in error messages: "@foo" or the path. (transfer none) */
+const char           *_lsock_name_get_display                (LsockName   *self);
+
+/* Backend hooks (lsock-name-unix.c / lsock-name-win32.c). Each validates
+ * @name for its kind on this platform and returns FALSE with
+ * G_IO_ERROR_INVALID_ARGUMENT or G_IO_ERROR_NOT_SUPPORTED otherwise. */
+LsockNameTypeSupport  _lsock_name_type_support_query_impl    (void);
+gboolean              _lsock_name_check_path_impl            (const char  *path,
+                                                              GError     **error);
+gboolean              _lsock_name_check_namespaced_impl      (const char  *name,
+                                                              GError     **error);
+/* Resolves a generic name into its kind and the name of that kind. */
+gboolean              _lsock_name_resolve_generic_impl       (const char     *name,
+                                                              LsockNameKind  *out_kind,
+                                                              char          **out_name,
+                                                              GError        **error);
+
+#ifndef G_OS_WIN32
+/* The per-user private directory for generic names where there is no
+ * namespace (macOS, BSD): $XDG_RUNTIME_DIR if it is ours and 0700, else
+ * /tmp/lsock-<uid>, created 0700 with its owner checked. Exposed for tests;
+ * @runtime_dir and @tmp_dir override the environment when non-NULL. */
+char                 *_lsock_name_ensure_private_dir         (const char  *runtime_dir,
+                                                              const char  *tmp_dir,
+                                                              GError     **error);
+
+# include <sys/socket.h>
+# include <sys/un.h>
+/* Fills @addr for connect()/bind(); returns the address length to pass. */
+socklen_t             _lsock_name_to_sockaddr                (LsockName          *self,
+                                                              struct sockaddr_un *addr);
+#endif
+
+G_END_DECLS

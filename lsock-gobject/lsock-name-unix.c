@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "lsock-name-private.h"
+#include "lsock-i18n-private.h"
+
+/* sun_path is 108 bytes on Linux and 104 on macOS and BSD. A path keeps its
+ * terminating NUL (Linux would take 108 bytes without one, but nothing else
+ * would, and the name must mean the same thing to every program). */
+#define SUN_PATH_SIZE   (sizeof (((struct sockaddr_un *) NULL)->sun_path))
+#define PATH_MAX_LEN    (SUN_PATH_SIZE - 1)
+/* An abstract name is a NUL followed by the name, with no terminator */
+#define ABSTRACT_MAX_LEN (SUN_PATH_SIZE - 1)
+
+/* The directory for generic names, where there is no namespace */
+#define TMP_DIR         "/tmp"
+
+LsockNameTypeSupport
+_lsock_name_type_support_query_impl (void)
+{
+#ifdef __linux__
+  return LSOCK_NAME_TYPE_SUPPORT_BOTH;
+#else
+  return LSOCK_NAME_TYPE_SUPPORT_ONLY_PATHS;
+#endif
+}
+
+gboolean
+_lsock_name_check_path_impl (const char  *path,
+                             GError     **error)
+{
+  gsize len = strlen (path);
+
+  if (len == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("Invalid socket name “%s”: a path must not be empty"),
+                   path);
+      return FALSE;
+    }
+
+  if (len > PATH_MAX_LEN)
+    {
+      g_autofree char *shown = g_filename_display_name (path);
+
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("Invalid socket name “%s”: a path must be at most %u bytes long"),
+                   shown, (guint) PATH_MAX_LEN);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+gboolean
+_lsock_name_check_namespaced_impl (const char  *name,
+                                   GError     **error)
+{
+#ifdef __linux__
+  if (strlen (name) > ABSTRACT_MAX_LEN)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("Invalid socket name “%s”: a namespaced name must be at most %u bytes long"),
+                   name, (guint) ABSTRACT_MAX_LEN);
+      return FALSE;
+    }
+
+  return TRUE;
+#else
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+               _("Cannot use the namespaced socket name “%s”: this platform has no socket namespace"),
+               name);
+  return FALSE;
+#endif
+}
+
+gboolean
+_lsock_name_resolve_generic_impl (const char     *name,
+                                  LsockNameKind  *out_kind,
+                                  char          **out_name,
+                                  GError        **error)
+{
+#ifdef __linux__
+  if (!_lsock_name_check_namespaced_impl (name, error))
+    return FALSE;
+
+  *out_kind = LSOCK_NAME_KIND_NAMESPACED;
+  *out_name = g_strdup (name);
+  return TRUE;
+#else
+  g_autofree char *dir = NULL;
+  g_autofree char *path = NULL;
+
+  dir = _lsock_name_ensure_private_dir (NULL, NULL, error);
+  if (dir == NULL)
+    return FALSE;
+
+  path = g_build_filename (dir, name, NULL);
+  if (!_lsock_name_check_path_impl (path, error))
+    return FALSE;
+
+  *out_kind = LSOCK_NAME_KIND_PATH;
+  *out_name = g_steal_pointer (&path);
+  return TRUE;
+#endif
+}
+
+/* Whether @dir is a real directory (not a symbolic link), owned by us and
+ * inaccessible to anyone else. On FALSE, @why says what is wrong, for an
+ * error message. */
+static gboolean
+is_private_dir (const char   *dir,
+                const char  **why,
+                int          *errsv)
+{
+  GStatBuf st;
+
+  *errsv = 0;
+  if (g_lstat (dir, &st) != 0)
+    {
+      *errsv = errno;
+      *why = NULL;
+      return FALSE;
+    }
+
+  if (S_ISLNK (st.st_mode))
+    {
+      *why = _("it is a symbolic link");
+      return FALSE;
+    }
+
+  if (!S_ISDIR (st.st_mode))
+    {
+      *why = _("it is not a directory");
+      return FALSE;
+    }
+
+  if (st.st_uid != geteuid ())
+    {
+      *why = _("it is owned by another user");
+      return FALSE;
+    }
+
+  if ((st.st_mode & 077) != 0)
+    {
+      *why = _("other users can access it (its mode must be 0700)");
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+char *
+_lsock_name_ensure_private_dir (const char  *runtime_dir,
+                                const char  *tmp_dir,
+                                GError     **error)
+{
+  g_autofree char *base = NULL;
+  g_autofree char *dir = NULL;
+  const char *why = NULL;
+  int errsv = 0;
+
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (runtime_dir == NULL)
+    runtime_dir = g_getenv ("XDG_RUNTIME_DIR");
+
+  /* $XDG_RUNTIME_DIR, if it is set, absolute, ours and private */
+  if (runtime_dir != NULL && runtime_dir[0] != '\0')
+    {
+      if (g_path_is_absolute (runtime_dir) &&
+          is_private_dir (runtime_dir, &why, &errsv))
+        return g_strdup (runtime_dir);
+
+      g_debug ("Not using “%s” for generic socket names: %s",
+               runtime_dir,
+               why != NULL ? why :
+               errsv != 0 ? g_strerror (errsv) : "not an absolute path");
+    }
+
+  /* Otherwise /tmp/lsock-<euid>, which we create, or else check: it is
+   * never changed, since someone else may have made it. */
+  base = g_strdup_printf ("lsock-%lu", (gulong) geteuid ());
+  dir = g_build_filename (tmp_dir != NULL ? tmp_dir : TMP_DIR, base, NULL);
+
+  if (g_mkdir (dir, 0700) != 0)
+    {
+      errsv = errno;
+
+      if (errsv != EEXIST)
+        {
+          g_autofree char *shown = g_filename_display_name (dir);
+
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                       _("Could not create the private socket directory “%s”: %s"),
+                       shown, g_strerror (errsv));
+          return NULL;
+        }
+    }
+
+  if (!is_private_dir (dir, &why, &errsv))
+    {
+      g_autofree char *shown = g_filename_display_name (dir);
+
+      if (why == NULL)
+        g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                     _("Could not use the private socket directory “%s”: %s"),
+                     shown, g_strerror (errsv));
+      else
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                     _("Refusing to use “%s” as the private socket directory: %s"),
+                     shown, why);
+      return NULL;
+    }
+
+  return g_steal_pointer (&dir);
+}
+
+socklen_t
+_lsock_name_to_sockaddr (LsockName          *self,
+                         struct sockaddr_un *addr)
+{
+  gsize len;
+
+  g_return_val_if_fail (LSOCK_IS_NAME (self), 0);
+  g_return_val_if_fail (addr != NULL, 0);
+
+  len = strlen (self->name);
+  memset (addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+
+  if (self->kind == LSOCK_NAME_KIND_PATH)
+    {
+      /* Checked when the name was made */
+      g_assert (len <= PATH_MAX_LEN);
+      memcpy (addr->sun_path, self->name, len + 1);
+      return (socklen_t) (offsetof (struct sockaddr_un, sun_path) + len + 1);
+    }
+
+#ifdef __linux__
+  /* Abstract: a NUL and exactly the name's bytes, unpadded */
+  g_assert (len <= ABSTRACT_MAX_LEN);
+  addr->sun_path[0] = '\0';
+  memcpy (addr->sun_path + 1, self->name, len);
+  return (socklen_t) (offsetof (struct sockaddr_un, sun_path) + 1 + len);
+#else
+  /* Namespaced names cannot be made here */
+  g_return_val_if_reached (0);
+#endif
+}

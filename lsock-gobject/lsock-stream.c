@@ -1,0 +1,516 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "lsock-stream-private.h"
+#include "lsock-name-private.h"
+#include "lsock-i18n-private.h"
+
+/**
+ * LsockStream:
+ *
+ * A connection to a local socket: a [class@Gio.IOStream] whose input and
+ * output streams carry exactly the bytes written at the other end, with no
+ * framing.
+ *
+ * Make one with [func@Lsock.Stream.connect] or
+ * [func@Lsock.Stream.connect_async], or get one from an
+ * [class@Lsock.Listener].
+ *
+ * On Unix the input and output streams are pollable
+ * ([iface@Gio.PollableInputStream], [iface@Gio.PollableOutputStream]), so
+ * their asynchronous operations are driven by the caller's main context, with
+ * no helper thread. On every platform, one thread may read while another
+ * writes the same stream.
+ *
+ * Writes never raise `SIGPIPE`: writing after the peer went away fails with
+ * %G_IO_ERROR_BROKEN_PIPE or %G_IO_ERROR_CONNECTION_CLOSED, and reading after
+ * the peer went away returns 0 bytes (end of stream).
+ *
+ * Blocking reads and writes honour [property@Lsock.Stream:timeout] and fail
+ * with %G_IO_ERROR_TIMED_OUT when it elapses; every operation takes a
+ * [class@Gio.Cancellable].
+ *
+ * Since: 1.0
+ */
+
+enum {
+  PROP_0,
+  PROP_NAME,
+  PROP_TIMEOUT,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_FINAL_TYPE (LsockStream, lsock_stream, G_TYPE_IO_STREAM)
+
+LsockConn *
+_lsock_conn_ref (LsockConn *conn)
+{
+  g_atomic_ref_count_inc (&conn->ref_count);
+  return conn;
+}
+
+void
+_lsock_conn_unref (LsockConn *conn)
+{
+  if (g_atomic_ref_count_dec (&conn->ref_count))
+    {
+      _lsock_conn_close_impl (conn, FALSE);
+      g_clear_object (&conn->name);
+      g_free (conn);
+    }
+}
+
+LsockStream *
+_lsock_stream_new_for_fd (int        fd,
+                          LsockName *name)
+{
+  LsockStream *self;
+
+  g_return_val_if_fail (LSOCK_IS_NAME (name), NULL);
+
+  self = g_object_new (LSOCK_TYPE_STREAM, NULL);
+  self->name = g_object_ref (name);
+  self->conn = g_new0 (LsockConn, 1);
+  g_atomic_ref_count_init (&self->conn->ref_count);
+  self->conn->name = g_object_ref (name);
+  self->conn->fd = fd;
+  self->conn->zombie_fd = -1;
+  _lsock_stream_init_streams_impl (self);
+
+  return self;
+}
+
+void
+_lsock_stream_set_closed_error (LsockStream  *self,
+                                GError      **error)
+{
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
+               _("The connection to “%s” is closed"),
+               _lsock_name_get_display (self->name));
+}
+
+static GInputStream *
+lsock_stream_get_input_stream (GIOStream *stream)
+{
+  return LSOCK_STREAM (stream)->input;
+}
+
+static GOutputStream *
+lsock_stream_get_output_stream (GIOStream *stream)
+{
+  return LSOCK_STREAM (stream)->output;
+}
+
+static gboolean
+lsock_stream_close_fn (GIOStream     *stream,
+                       GCancellable  *cancellable,
+                       GError       **error)
+{
+  LsockStream *self = LSOCK_STREAM (stream);
+  g_autoptr(GError) output_error = NULL;
+  g_autoptr(GError) input_error = NULL;
+  gboolean pending_io;
+
+  /* Close the substreams first, as GIOStream does. If one of them has an
+   * operation pending (in another thread), the platform connection is only
+   * shut down here, which wakes that operation, and released once the
+   * operation has let go of it. */
+  g_output_stream_close (self->output, cancellable, &output_error);
+  g_input_stream_close (self->input, cancellable, &input_error);
+  pending_io = g_error_matches (output_error, G_IO_ERROR, G_IO_ERROR_PENDING) ||
+               g_error_matches (input_error, G_IO_ERROR, G_IO_ERROR_PENDING);
+  _lsock_conn_close_impl (self->conn, pending_io);
+
+  if (output_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&output_error));
+      return FALSE;
+    }
+  if (input_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&input_error));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Closing is immediate (it never waits for the peer), so the asynchronous
+ * close does it in place where GIOStream's default would use a thread. */
+static void
+lsock_stream_close_async (GIOStream           *stream,
+                          int                  io_priority,
+                          GCancellable        *cancellable,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (stream, cancellable, callback, user_data);
+  GError *error = NULL;
+
+  g_task_set_source_tag (task, lsock_stream_close_async);
+  g_task_set_name (task, "[lsock] close");
+  if (lsock_stream_close_fn (stream, cancellable, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+static gboolean
+lsock_stream_close_finish (GIOStream     *stream,
+                           GAsyncResult  *result,
+                           GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, stream), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+lsock_stream_dispose (GObject *object)
+{
+  LsockStream *self = LSOCK_STREAM (object);
+
+  /* GIOStream's dispose closes the stream */
+  G_OBJECT_CLASS (lsock_stream_parent_class)->dispose (object);
+
+  g_clear_object (&self->input);
+  g_clear_object (&self->output);
+}
+
+static void
+lsock_stream_finalize (GObject *object)
+{
+  LsockStream *self = LSOCK_STREAM (object);
+
+  g_clear_pointer (&self->conn, _lsock_conn_unref);
+  g_clear_object (&self->name);
+
+  G_OBJECT_CLASS (lsock_stream_parent_class)->finalize (object);
+}
+
+static void
+lsock_stream_get_property (GObject    *object,
+                           guint       prop_id,
+                           GValue     *value,
+                           GParamSpec *pspec)
+{
+  LsockStream *self = LSOCK_STREAM (object);
+
+  switch (prop_id)
+    {
+    case PROP_NAME:
+      g_value_set_object (value, self->name);
+      break;
+
+    case PROP_TIMEOUT:
+      g_value_set_uint (value, lsock_stream_get_timeout (self));
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+lsock_stream_set_property (GObject      *object,
+                           guint         prop_id,
+                           const GValue *value,
+                           GParamSpec   *pspec)
+{
+  LsockStream *self = LSOCK_STREAM (object);
+
+  switch (prop_id)
+    {
+    case PROP_TIMEOUT:
+      lsock_stream_set_timeout (self, g_value_get_uint (value));
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+lsock_stream_class_init (LsockStreamClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GIOStreamClass *stream_class = G_IO_STREAM_CLASS (klass);
+
+  object_class->dispose = lsock_stream_dispose;
+  object_class->finalize = lsock_stream_finalize;
+  object_class->get_property = lsock_stream_get_property;
+  object_class->set_property = lsock_stream_set_property;
+
+  stream_class->get_input_stream = lsock_stream_get_input_stream;
+  stream_class->get_output_stream = lsock_stream_get_output_stream;
+  stream_class->close_fn = lsock_stream_close_fn;
+  stream_class->close_async = lsock_stream_close_async;
+  stream_class->close_finish = lsock_stream_close_finish;
+
+  /**
+   * LsockStream:name:
+   *
+   * The name this stream is connected to: the name given to
+   * [func@Lsock.Stream.connect], or the listener's name for a stream
+   * returned by an [class@Lsock.Listener].
+   *
+   * Since: 1.0
+   */
+  properties[PROP_NAME] =
+    g_param_spec_object ("name", NULL, NULL,
+                         LSOCK_TYPE_NAME,
+                         (G_PARAM_READABLE |
+                          G_PARAM_EXPLICIT_NOTIFY |
+                          G_PARAM_STATIC_STRINGS));
+
+  /**
+   * LsockStream:timeout:
+   *
+   * The timeout, in milliseconds, of blocking reads and writes, and of the
+   * wait of asynchronous reads and writes; 0 (the default) means none. An
+   * operation that waits longer fails with %G_IO_ERROR_TIMED_OUT, and the
+   * stream stays usable.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_TIMEOUT] =
+    g_param_spec_uint ("timeout", NULL, NULL,
+                       0, G_MAXINT, 0,
+                       (G_PARAM_READWRITE |
+                        G_PARAM_EXPLICIT_NOTIFY |
+                        G_PARAM_STATIC_STRINGS));
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+lsock_stream_init (LsockStream *self)
+{
+}
+
+/**
+ * lsock_stream_connect:
+ * @name: the name to connect to
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Connects to the listener at @name, blocking until it is connected.
+ *
+ * Fails with %G_IO_ERROR_NOT_FOUND when nobody listens at @name,
+ * %G_IO_ERROR_CONNECTION_REFUSED when a socket file exists but nobody listens
+ * on it any more, %G_IO_ERROR_PERMISSION_DENIED when the operating system
+ * forbids the connection, and %G_IO_ERROR_CANCELLED when @cancellable is
+ * cancelled. When the listener's backlog is full, this waits (cancellably)
+ * until there is room.
+ *
+ * Returns: (transfer full): a connected stream
+ *
+ * Since: 1.0
+ */
+LsockStream *
+lsock_stream_connect (LsockName     *name,
+                      GCancellable  *cancellable,
+                      GError       **error)
+{
+  int fd = -1;
+
+  g_return_val_if_fail (LSOCK_IS_NAME (name), NULL);
+  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!_lsock_stream_connect_impl (name, cancellable, &fd, error))
+    return NULL;
+
+  return _lsock_stream_new_for_fd (fd, name);
+}
+
+/**
+ * lsock_stream_connect_async:
+ * @name: the name to connect to
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async) (closure user_data): called when the connection is made or has failed
+ * @user_data: data for @callback
+ *
+ * Connects to the listener at @name without blocking: the connection is
+ * watched from the thread-default main context of the calling thread, where
+ * @callback is called. Call [func@Lsock.Stream.connect_finish] there to get
+ * the stream.
+ *
+ * Since: 1.0
+ */
+void
+lsock_stream_connect_async (LsockName           *name,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (LSOCK_IS_NAME (name));
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (NULL, cancellable, callback, user_data);
+  g_task_set_source_tag (task, lsock_stream_connect_async);
+  g_task_set_name (task, "[lsock] connect");
+
+  if (g_task_return_error_if_cancelled (task))
+    return;
+
+  _lsock_stream_connect_async_impl (g_steal_pointer (&task), name);
+}
+
+/**
+ * lsock_stream_connect_finish:
+ * @result: the result passed to the callback of [func@Lsock.Stream.connect_async]
+ * @error: return location for a #GError
+ *
+ * Finishes a connection started with [func@Lsock.Stream.connect_async].
+ *
+ * Returns: (transfer full): a connected stream
+ *
+ * Since: 1.0
+ */
+LsockStream *
+lsock_stream_connect_finish (GAsyncResult  *result,
+                             GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == lsock_stream_connect_async, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * lsock_stream_get_name:
+ * @self: a #LsockStream
+ *
+ * Gets the name this stream is connected to.
+ *
+ * Returns: (transfer none): the name
+ *
+ * Since: 1.0
+ */
+LsockName *
+lsock_stream_get_name (LsockStream *self)
+{
+  g_return_val_if_fail (LSOCK_IS_STREAM (self), NULL);
+
+  return self->name;
+}
+
+/**
+ * lsock_stream_get_peer_credentials:
+ * @self: a #LsockStream
+ * @error: return location for a #GError
+ *
+ * Gets the credentials of the process at the other end, as the operating
+ * system recorded them when the connection was made: on Linux the process
+ * id, user id and group id; on macOS and the BSDs the user id (and the
+ * process id where the system reports it); on Windows the process id.
+ *
+ * A process id can be reused once that process has exited; use it for
+ * logging rather than for decisions.
+ *
+ * Returns: (transfer full): the peer's credentials
+ *
+ * Since: 1.0
+ */
+GCredentials *
+lsock_stream_get_peer_credentials (LsockStream  *self,
+                                   GError      **error)
+{
+  g_return_val_if_fail (LSOCK_IS_STREAM (self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (g_io_stream_is_closed (G_IO_STREAM (self)))
+    {
+      _lsock_stream_set_closed_error (self, error);
+      return NULL;
+    }
+
+  return _lsock_stream_get_peer_credentials_impl (self, error);
+}
+
+/**
+ * lsock_stream_shutdown:
+ * @self: a #LsockStream
+ * @shutdown_read: whether to stop reading
+ * @shutdown_write: whether to stop writing
+ * @error: return location for a #GError
+ *
+ * Shuts down one or both directions of the connection without closing the
+ * stream. After `shutdown_write` the peer reads end of stream once it has
+ * read everything written before, while this side can still read what the
+ * peer sends: a half-close. After `shutdown_read` reads return end of
+ * stream.
+ *
+ * On Windows, named pipes have no half-close: `shutdown_write` fails with
+ * %G_IO_ERROR_NOT_SUPPORTED unless `shutdown_read` is also given, in which
+ * case the pipe is closed.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+lsock_stream_shutdown (LsockStream  *self,
+                       gboolean      shutdown_read,
+                       gboolean      shutdown_write,
+                       GError      **error)
+{
+  g_return_val_if_fail (LSOCK_IS_STREAM (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (g_io_stream_is_closed (G_IO_STREAM (self)))
+    {
+      _lsock_stream_set_closed_error (self, error);
+      return FALSE;
+    }
+
+  if (!shutdown_read && !shutdown_write)
+    return TRUE;
+
+  return _lsock_stream_shutdown_impl (self, shutdown_read, shutdown_write, error);
+}
+
+/**
+ * lsock_stream_get_timeout:
+ * @self: a #LsockStream
+ *
+ * Gets [property@Lsock.Stream:timeout].
+ *
+ * Returns: the I/O timeout in milliseconds, or 0 for none
+ *
+ * Since: 1.0
+ */
+guint
+lsock_stream_get_timeout (LsockStream *self)
+{
+  g_return_val_if_fail (LSOCK_IS_STREAM (self), 0);
+
+  return (guint) g_atomic_int_get (&self->conn->timeout_ms);
+}
+
+/**
+ * lsock_stream_set_timeout:
+ * @self: a #LsockStream
+ * @timeout_ms: the timeout in milliseconds, or 0 for none
+ *
+ * Sets [property@Lsock.Stream:timeout]: how long a read or write may wait
+ * before it fails with %G_IO_ERROR_TIMED_OUT. It applies to operations
+ * started after the call.
+ *
+ * Since: 1.0
+ */
+void
+lsock_stream_set_timeout (LsockStream *self,
+                          guint        timeout_ms)
+{
+  g_return_if_fail (LSOCK_IS_STREAM (self));
+  g_return_if_fail (timeout_ms <= G_MAXINT);
+
+  if (g_atomic_int_exchange (&self->conn->timeout_ms, (int) timeout_ms) != (int) timeout_ms)
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TIMEOUT]);
+}

@@ -1,0 +1,788 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "lsock-test-util.h"
+#include "lsock-listener-private.h"
+#include "lsock-stream-private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <glib/gstdio.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static LsockName *
+path_name_in (const char *dir,
+              const char *base)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename (dir, base, NULL);
+  LsockName *name = lsock_name_new_path (path, &error);
+
+  g_assert_no_error (error);
+  return name;
+}
+
+/* A socket file nobody listens on, as a crashed server leaves it */
+static void
+make_stale_socket (const char *path)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_strlcpy (addr.sun_path, path, sizeof addr.sun_path);
+  g_assert_cmpint (bind (fd, (struct sockaddr *) &addr, sizeof addr), ==, 0);
+  close (fd);
+}
+
+static ino_t
+inode_of (const char *path)
+{
+  struct stat st;
+
+  g_assert_cmpint (lstat (path, &st), ==, 0);
+  return st.st_ino;
+}
+
+/* Connects, sends "hello" and checks it arrives. Listeners that lost a race
+ * for the name probed this one with a connection that closed at once: those
+ * are accepted first and read end of stream. */
+static void
+assert_round_trip (LsockListener *listener)
+{
+  g_autoptr(GError) error = NULL;
+  LsockStream *client;
+  LsockStream *server = NULL;
+  char buf[5];
+  gsize n = 0;
+
+  client = lsock_stream_connect (lsock_listener_get_name (listener), NULL, &error);
+  g_assert_no_error (error);
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (client)),
+                             "hello", 5, &n, NULL, &error);
+  g_assert_no_error (error);
+
+  for (int probes = 0; ; probes++)
+    {
+      g_assert_cmpint (probes, <, 16);
+      server = lsock_listener_accept (listener, NULL, &error);
+      g_assert_no_error (error);
+      g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (server)),
+                               buf, 5, &n, NULL, &error);
+      g_assert_no_error (error);
+      if (n > 0)
+        break;
+      g_assert_finalize_object (server);
+    }
+  g_assert_cmpmem (buf, n, "hello", 5);
+
+  g_assert_finalize_object (client);
+  g_assert_finalize_object (server);
+}
+
+static void
+test_defaults (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *listener = lsock_listener_new (name, &error);
+  LsockName *prop_name = NULL;
+  LsockAccess access;
+  int backlog;
+  gboolean reclaim, replace;
+
+  g_assert_no_error (error);
+  g_object_get (listener,
+                "name", &prop_name,
+                "access", &access,
+                "backlog", &backlog,
+                "reclaim-name", &reclaim,
+                "replace-stale", &replace,
+                NULL);
+  g_assert_true (prop_name == name);
+  g_assert_true (lsock_listener_get_name (listener) == name);
+  g_assert_cmpint (access, ==, LSOCK_ACCESS_USER);
+  g_assert_cmpint (backlog, ==, SOMAXCONN);
+  g_assert_true (reclaim);
+  g_assert_true (replace);
+  g_assert_false (lsock_listener_is_active (listener));
+  g_assert_false (lsock_listener_is_closed (listener));
+  g_object_unref (prop_name);
+
+  assert_round_trip (listener);
+
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
+static void
+test_generic (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *s = lsock_test_unique_string ("generic");
+  LsockName *name = lsock_name_new_generic (s, &error);
+  LsockListener *listener;
+
+  g_assert_no_error (error);
+  listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+  assert_round_trip (listener);
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
+static void
+test_path_mode (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_path_name ();
+  const char *path = lsock_name_get_name (name);
+  LsockListener *listener;
+  mode_t old_umask = umask (0);
+  struct stat st;
+
+  /* With no umask to narrow it, the file is still 0600 */
+  listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (lstat (path, &st), ==, 0);
+  g_assert_true (S_ISSOCK (st.st_mode));
+  g_assert_cmpint (st.st_mode & 07777, ==, 0600);
+  g_assert_cmpint (st.st_uid, ==, geteuid ());
+  g_assert_finalize_object (listener);
+  g_assert_cmpint (access (path, F_OK), !=, 0);
+
+  /* EVERYONE: 0666 whatever the umask */
+  umask (077);
+  listener = lsock_listener_new_full (name, LSOCK_ACCESS_EVERYONE, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (lstat (path, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 07777, ==, 0666);
+  assert_round_trip (listener);
+  g_assert_finalize_object (listener);
+
+  /* A restrictive umask does not lock the owner out */
+  umask (0277);
+  listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (lstat (path, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 07777, ==, 0600);
+  g_assert_finalize_object (listener);
+
+  umask (old_umask);
+  g_assert_finalize_object (name);
+}
+
+/* Nothing but the socket is left in the directory: no temporary names */
+static void
+test_path_no_leftovers (void)
+{
+  g_autoptr(GError) error = NULL;
+  const char *dir = lsock_test_tmp_dir ();
+  LsockName *name = path_name_in (dir, "s");
+  LsockListener *listener = lsock_listener_new (name, &error);
+  LsockListener *second;
+  GDir *d;
+  const char *entry;
+  int count = 0;
+
+  g_assert_no_error (error);
+  second = lsock_listener_new (name, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE);
+  g_assert_null (second);
+  g_clear_error (&error);
+
+  d = g_dir_open (dir, 0, &error);
+  g_assert_no_error (error);
+  while ((entry = g_dir_read_name (d)) != NULL)
+    {
+      g_assert_cmpstr (entry, ==, "s");
+      count++;
+    }
+  g_dir_close (d);
+  g_assert_cmpint (count, ==, 1);
+
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
+static void
+test_path_stale_replaced (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_path_name ();
+  const char *path = lsock_name_get_name (name);
+  LsockListener *listener;
+  ino_t stale_ino;
+
+  make_stale_socket (path);
+  stale_ino = inode_of (path);
+
+  listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (inode_of (path), !=, stale_ino);
+  assert_round_trip (listener);
+
+  g_assert_finalize_object (listener);
+  g_assert_cmpint (access (path, F_OK), !=, 0);
+  g_assert_finalize_object (name);
+}
+
+static void
+test_path_stale_kept (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_path_name ();
+  const char *path = lsock_name_get_name (name);
+  LsockListener *listener;
+  ino_t stale_ino;
+
+  make_stale_socket (path);
+  stale_ino = inode_of (path);
+
+  listener = g_initable_new (LSOCK_TYPE_LISTENER, NULL, &error,
+                             "name", name,
+                             "replace-stale", FALSE,
+                             NULL);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE);
+  g_assert_null (listener);
+  g_assert_cmpuint (inode_of (path), ==, stale_ino);
+  g_assert_finalize_object (name);
+}
+
+static void
+test_path_live_kept (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_path_name ();
+  const char *path = lsock_name_get_name (name);
+  LsockListener *first = lsock_listener_new (name, &error);
+  LsockListener *second;
+  ino_t ino;
+
+  g_assert_no_error (error);
+  ino = inode_of (path);
+
+  second = lsock_listener_new (name, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE);
+  g_assert_null (second);
+  g_clear_error (&error);
+
+  /* The live one is untouched and still serves */
+  g_assert_cmpuint (inode_of (path), ==, ino);
+  assert_round_trip (first);
+
+  g_assert_finalize_object (first);
+  g_assert_finalize_object (name);
+}
+
+static void
+test_path_foreign_stale_kept (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name;
+  const char *path;
+  LsockListener *listener;
+
+  if (geteuid () != 0)
+    {
+      g_test_skip ("needs root to make a socket file of another user");
+      return;
+    }
+
+  name = lsock_test_path_name ();
+  path = lsock_name_get_name (name);
+  make_stale_socket (path);
+  g_assert_cmpint (chown (path, 65534, 65534), ==, 0);
+
+  listener = lsock_listener_new (name, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE);
+  g_assert_null (listener);
+  g_assert_cmpint (access (path, F_OK), ==, 0);
+  g_assert_finalize_object (name);
+}
+
+/* Racing starters on one name: exactly one wins, nobody removes its socket */
+typedef struct
+{
+  LsockName     *name;
+  GMutex         lock;
+  GCond          cond;
+  gboolean       go;
+  int            n_won;
+  int            n_in_use;
+  LsockListener *winner;
+} Race;
+
+static gpointer
+race_thread (gpointer user_data)
+{
+  Race *race = user_data;
+  g_autoptr(GError) error = NULL;
+  LsockListener *listener;
+
+  g_mutex_lock (&race->lock);
+  while (!race->go)
+    g_cond_wait (&race->cond, &race->lock);
+  g_mutex_unlock (&race->lock);
+
+  listener = lsock_listener_new (race->name, &error);
+
+  g_mutex_lock (&race->lock);
+  if (listener != NULL)
+    {
+      race->n_won++;
+      race->winner = listener;
+    }
+  else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE))
+    race->n_in_use++;
+  else
+    g_error ("unexpected error: %s", error->message);
+  g_mutex_unlock (&race->lock);
+
+  return NULL;
+}
+
+static void
+run_race (gboolean stale)
+{
+  enum { N_THREADS = 8, N_ROUNDS = 20 };
+
+  for (int round = 0; round < N_ROUNDS; round++)
+    {
+      Race race = { 0 };
+      GThread *threads[N_THREADS];
+      const char *path;
+
+      race.name = lsock_test_path_name ();
+      path = lsock_name_get_name (race.name);
+      g_mutex_init (&race.lock);
+      g_cond_init (&race.cond);
+      if (stale)
+        make_stale_socket (path);
+
+      for (int i = 0; i < N_THREADS; i++)
+        threads[i] = g_thread_new ("race", race_thread, &race);
+      g_mutex_lock (&race.lock);
+      race.go = TRUE;
+      g_cond_broadcast (&race.cond);
+      g_mutex_unlock (&race.lock);
+      for (int i = 0; i < N_THREADS; i++)
+        g_thread_join (threads[i]);
+
+      g_assert_cmpint (race.n_won, ==, 1);
+      g_assert_cmpint (race.n_in_use, ==, N_THREADS - 1);
+      /* The winner's socket is the one at the path, and it answers */
+      g_assert_cmpuint (inode_of (path), ==, race.winner->bound_ino);
+      assert_round_trip (race.winner);
+
+      g_assert_finalize_object (race.winner);
+      g_assert_cmpint (access (path, F_OK), !=, 0);
+      g_assert_finalize_object (race.name);
+      g_mutex_clear (&race.lock);
+      g_cond_clear (&race.cond);
+    }
+}
+
+static void
+test_path_race_fresh (void)
+{
+  run_race (FALSE);
+}
+
+static void
+test_path_race_stale (void)
+{
+  run_race (TRUE);
+}
+
+static void
+test_path_reclaim (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_path_name ();
+  const char *path = lsock_name_get_name (name);
+  LsockListener *listener;
+  g_autofree char *other = g_strconcat (path, ".other", NULL);
+
+  /* reclaim-name TRUE: the file goes on close */
+  listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+  lsock_listener_close (listener);
+  g_assert_true (lsock_listener_is_closed (listener));
+  g_assert_cmpint (access (path, F_OK), !=, 0);
+  lsock_listener_close (listener);  /* twice is fine */
+  g_assert_finalize_object (listener);
+
+  /* reclaim-name FALSE: it stays (stale) */
+  listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+  lsock_listener_set_reclaim_name (listener, FALSE);
+  g_assert_false (lsock_listener_get_reclaim_name (listener));
+  g_assert_finalize_object (listener);
+  g_assert_cmpint (access (path, F_OK), ==, 0);
+
+  /* ...and the next listener replaces it */
+  listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+
+  /* A file that took the name over since is not ours to remove */
+  make_stale_socket (other);
+  g_assert_cmpint (rename (other, path), ==, 0);
+  lsock_listener_close (listener);
+  g_assert_cmpint (access (path, F_OK), ==, 0);
+  g_assert_finalize_object (listener);
+
+  g_assert_finalize_object (name);
+}
+
+/* A path too long for a temporary name beside it takes the direct route */
+static void
+test_path_long (void)
+{
+  g_autoptr(GError) error = NULL;
+  const char *dir = lsock_test_tmp_dir ();
+  g_autofree char *sub = NULL;
+  g_autofree char *path = NULL;
+  LsockName *name;
+  LsockListener *listener;
+  LsockListener *second;
+  struct stat st;
+
+  /* A directory of 103 bytes leaves room for a 3-byte base name only */
+  {
+    g_autofree char *fill = g_strnfill (103 - strlen (dir) - 1, 'd');
+
+    sub = g_strdup_printf ("%s/%s", dir, fill);
+  }
+  g_assert_cmpint (strlen (sub), ==, 103);
+  g_assert_cmpint (g_mkdir (sub, 0700), ==, 0);
+  path = g_strdup_printf ("%s/abc", sub);
+  g_assert_cmpint (strlen (path), ==, 107);
+
+  name = lsock_name_new_path (path, &error);
+  g_assert_no_error (error);
+
+  make_stale_socket (path);
+  listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (lstat (path, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 07777, ==, 0600);
+  second = lsock_listener_new (name, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE);
+  g_assert_null (second);
+  g_clear_error (&error);
+  assert_round_trip (listener);
+  g_assert_finalize_object (listener);
+  g_assert_cmpint (access (path, F_OK), !=, 0);
+  g_assert_finalize_object (name);
+}
+
+static void
+test_namespaced_in_use (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *first = lsock_listener_new (name, &error);
+  LsockListener *second;
+
+  g_assert_no_error (error);
+  second = lsock_listener_new (name, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE);
+  g_assert_null (second);
+  g_clear_error (&error);
+
+  /* Closing frees the name at once */
+  lsock_listener_close (first);
+  second = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+
+  g_assert_finalize_object (first);
+  g_assert_finalize_object (second);
+  g_assert_finalize_object (name);
+}
+
+static void
+assert_cloexec (int fd)
+{
+  int flags = fcntl (fd, F_GETFD);
+
+  g_assert_cmpint (flags, >=, 0);
+  g_assert_true (flags & FD_CLOEXEC);
+}
+
+static void
+test_cloexec (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_path_name ();
+  LsockListener *listener = lsock_listener_new (name, &error);
+  LsockStream *client;
+  LsockStream *server;
+
+  g_assert_no_error (error);
+  client = lsock_stream_connect (name, NULL, &error);
+  g_assert_no_error (error);
+  server = lsock_listener_accept (listener, NULL, &error);
+  g_assert_no_error (error);
+
+  assert_cloexec (listener->fd);
+  assert_cloexec (client->conn->fd);
+  assert_cloexec (server->conn->fd);
+
+  g_assert_finalize_object (client);
+  g_assert_finalize_object (server);
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
+static void
+test_accept_async (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *listener = lsock_listener_new (name, &error);
+  GAsyncResult *result = NULL;
+  LsockStream *client;
+  LsockStream *server;
+
+  g_assert_no_error (error);
+  lsock_listener_accept_async (listener, NULL, lsock_test_store_result, &result);
+  /* Nothing to accept yet: the main loop is idle, not spinning */
+  g_assert_false (g_main_context_iteration (NULL, FALSE));
+  g_assert_null (result);
+
+  client = lsock_stream_connect (name, NULL, &error);
+  g_assert_no_error (error);
+  lsock_test_wait_until (result != NULL);
+  server = lsock_listener_accept_finish (listener, result, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (server);
+  g_assert_true (lsock_stream_get_name (server) == name);
+  g_clear_object (&result);
+
+  g_assert_finalize_object (client);
+  g_assert_finalize_object (server);
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
+static void
+test_accept_async_close (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *listener = lsock_listener_new (name, &error);
+  GAsyncResult *result = NULL;
+  LsockStream *server;
+
+  g_assert_no_error (error);
+  lsock_listener_accept_async (listener, NULL, lsock_test_store_result, &result);
+  lsock_listener_close (listener);
+  lsock_test_wait_until (result != NULL);
+  server = lsock_listener_accept_finish (listener, result, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  g_assert_null (server);
+  g_clear_object (&result);
+
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
+typedef struct
+{
+  GPtrArray *streams;
+  int        n_errors;
+} Incoming;
+
+static gboolean
+on_incoming (LsockListener *listener,
+             LsockStream   *stream,
+             gpointer       user_data)
+{
+  Incoming *incoming = user_data;
+
+  g_ptr_array_add (incoming->streams, g_object_ref (stream));
+  return TRUE;
+}
+
+static void
+on_accept_error (LsockListener *listener,
+                 GError        *error,
+                 gpointer       user_data)
+{
+  Incoming *incoming = user_data;
+
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES);
+  incoming->n_errors++;
+}
+
+static void
+test_incoming (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *listener = lsock_listener_new (name, &error);
+  Incoming incoming = { g_ptr_array_new_with_free_func (g_object_unref), 0 };
+  LsockStream *clients[3];
+
+  g_assert_no_error (error);
+  g_signal_connect (listener, "incoming", G_CALLBACK (on_incoming), &incoming);
+
+  lsock_listener_start (listener);
+  g_assert_true (lsock_listener_is_active (listener));
+  lsock_listener_start (listener);  /* no-op */
+
+  for (int i = 0; i < 3; i++)
+    {
+      clients[i] = lsock_stream_connect (name, NULL, &error);
+      g_assert_no_error (error);
+    }
+  lsock_test_wait_until (incoming.streams->len == 3);
+
+  /* Stopped: peers wait in the backlog */
+  lsock_listener_stop (listener);
+  g_assert_false (lsock_listener_is_active (listener));
+  {
+    LsockStream *late = lsock_stream_connect (name, NULL, &error);
+    LsockStream *accepted;
+
+    g_assert_no_error (error);
+    while (g_main_context_iteration (NULL, FALSE));
+    g_assert_cmpuint (incoming.streams->len, ==, 3);
+    lsock_listener_start (listener);
+    lsock_test_wait_until (incoming.streams->len == 4);
+    accepted = g_ptr_array_index (incoming.streams, 3);
+    g_assert_true (lsock_stream_get_name (accepted) == name);
+    g_assert_finalize_object (late);
+  }
+
+  lsock_listener_close (listener);
+  g_assert_false (lsock_listener_is_active (listener));
+  for (int i = 0; i < 3; i++)
+    g_assert_finalize_object (clients[i]);
+  g_ptr_array_unref (incoming.streams);
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
+/* Out of descriptors: sync accept reports it, incoming backs off instead of
+ * spinning, and both recover when descriptors are free again */
+static void
+test_emfile (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *listener = lsock_listener_new (name, &error);
+  Incoming incoming = { g_ptr_array_new_with_free_func (g_object_unref), 0 };
+  LsockStream *client1;
+  LsockStream *client2;
+  LsockStream *server;
+  struct rlimit old_limit, limit;
+  GArray *fillers = g_array_new (FALSE, FALSE, sizeof (int));
+  int fd;
+
+  g_assert_no_error (error);
+  g_signal_connect (listener, "incoming", G_CALLBACK (on_incoming), &incoming);
+  g_signal_connect (listener, "accept-error", G_CALLBACK (on_accept_error), &incoming);
+
+  client1 = lsock_stream_connect (name, NULL, &error);
+  g_assert_no_error (error);
+  client2 = lsock_stream_connect (name, NULL, &error);
+  g_assert_no_error (error);
+
+  /* Use up every descriptor below a low limit */
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &old_limit), ==, 0);
+  limit = old_limit;
+  limit.rlim_cur = lsock_test_count_fds () + 16;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  while ((fd = open ("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+    g_array_append_val (fillers, fd);
+  g_assert_cmpint (errno, ==, EMFILE);
+
+  server = lsock_listener_accept (listener, NULL, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES);
+  g_assert_null (server);
+  g_clear_error (&error);
+
+  lsock_listener_start (listener);
+  lsock_test_wait_until (incoming.n_errors == 1);
+  /* Backing off: nothing is ready, so the loop would sleep */
+  g_assert_false (g_main_context_iteration (NULL, FALSE));
+  g_assert_cmpint (incoming.n_errors, ==, 1);
+  g_assert_true (lsock_listener_is_active (listener));
+
+  /* Free descriptors: both queued peers arrive */
+  for (guint i = 0; i < fillers->len; i++)
+    close (g_array_index (fillers, int, i));
+  g_array_unref (fillers);
+  lsock_test_wait_until (incoming.streams->len == 2);
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &old_limit), ==, 0);
+
+  lsock_listener_close (listener);
+  g_ptr_array_unref (incoming.streams);
+  g_assert_finalize_object (client1);
+  g_assert_finalize_object (client2);
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
+static void
+test_initable (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *listener;
+
+  /* Constructed without init: not listening, and says so */
+  listener = g_object_new (LSOCK_TYPE_LISTENER, "name", name, "backlog", 7, NULL);
+  g_assert_cmpint (lsock_listener_get_backlog (listener), ==, 7);
+  g_assert_null (lsock_listener_accept (listener, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  g_assert_true (g_initable_init (G_INITABLE (listener), NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_initable_init (G_INITABLE (listener), NULL, &error));
+  assert_round_trip (listener);
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  int ret;
+
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+
+  g_test_add_func ("/lsock/listener/defaults", test_defaults);
+  g_test_add_func ("/lsock/listener/generic", test_generic);
+  g_test_add_func ("/lsock/listener/initable", test_initable);
+  g_test_add_func ("/lsock/listener/path/mode", test_path_mode);
+  g_test_add_func ("/lsock/listener/path/no-leftovers", test_path_no_leftovers);
+  g_test_add_func ("/lsock/listener/path/stale-replaced", test_path_stale_replaced);
+  g_test_add_func ("/lsock/listener/path/stale-kept", test_path_stale_kept);
+  g_test_add_func ("/lsock/listener/path/live-kept", test_path_live_kept);
+  g_test_add_func ("/lsock/listener/path/foreign-stale-kept", test_path_foreign_stale_kept);
+  g_test_add_func ("/lsock/listener/path/race-fresh", test_path_race_fresh);
+  g_test_add_func ("/lsock/listener/path/race-stale", test_path_race_stale);
+  g_test_add_func ("/lsock/listener/path/reclaim", test_path_reclaim);
+  g_test_add_func ("/lsock/listener/path/long", test_path_long);
+  g_test_add_func ("/lsock/listener/namespaced/in-use", test_namespaced_in_use);
+  g_test_add_func ("/lsock/listener/cloexec", test_cloexec);
+  g_test_add_func ("/lsock/listener/accept-async", test_accept_async);
+  g_test_add_func ("/lsock/listener/accept-async-close", test_accept_async_close);
+  g_test_add_func ("/lsock/listener/incoming", test_incoming);
+  g_test_add_func ("/lsock/listener/emfile", test_emfile);
+
+  ret = g_test_run ();
+  lsock_test_cleanup_dirs ();
+  return ret;
+}

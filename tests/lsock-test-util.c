@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "lsock-test-util.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+#ifndef G_OS_WIN32
+# include <unistd.h>
+#else
+# include <process.h>
+# define getpid _getpid
+#endif
+
+static GPtrArray *tmp_dirs;
+static G_LOCK_DEFINE (tmp_dirs);
+
+char *
+lsock_test_unique_string (const char *what)
+{
+  static int counter;
+
+  return g_strdup_printf ("lsock-test-%d-%d-%s", (int) getpid (),
+                          g_atomic_int_add (&counter, 1), what ? what : "x");
+}
+
+LsockName *
+lsock_test_namespaced_name (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *s = lsock_test_unique_string ("ns");
+  LsockName *name = lsock_name_new_namespaced (s, &error);
+
+  g_assert_no_error (error);
+  return name;
+}
+
+const char *
+lsock_test_tmp_dir (void)
+{
+  g_autoptr(GError) error = NULL;
+  char *dir = g_dir_make_tmp ("lsock-test-XXXXXX", &error);
+
+  g_assert_no_error (error);
+  G_LOCK (tmp_dirs);
+  if (tmp_dirs == NULL)
+    tmp_dirs = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (tmp_dirs, dir);
+  G_UNLOCK (tmp_dirs);
+  return dir;
+}
+
+LsockName *
+lsock_test_path_name (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename (lsock_test_tmp_dir (), "sock", NULL);
+  LsockName *name = lsock_name_new_path (path, &error);
+
+  g_assert_no_error (error);
+  return name;
+}
+
+static void
+remove_tree (const char *path)
+{
+  GDir *dir = g_dir_open (path, 0, NULL);
+  const char *entry;
+
+  if (dir != NULL)
+    {
+      while ((entry = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree char *child = g_build_filename (path, entry, NULL);
+
+          if (g_file_test (child, G_FILE_TEST_IS_DIR) &&
+              !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+            remove_tree (child);
+          else
+            g_unlink (child);
+        }
+      g_dir_close (dir);
+    }
+  g_rmdir (path);
+}
+
+void
+lsock_test_cleanup_dirs (void)
+{
+  G_LOCK (tmp_dirs);
+  if (tmp_dirs != NULL)
+    {
+      for (guint i = 0; i < tmp_dirs->len; i++)
+        remove_tree (g_ptr_array_index (tmp_dirs, i));
+      g_clear_pointer (&tmp_dirs, g_ptr_array_unref);
+    }
+  G_UNLOCK (tmp_dirs);
+}
+
+void
+lsock_test_store_result (GObject      *source,
+                         GAsyncResult *result,
+                         gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  g_assert_null (*out);
+  *out = g_object_ref (result);
+  g_main_context_wakeup (NULL);
+}
+
+int
+lsock_test_count_fds (void)
+{
+#ifdef G_OS_WIN32
+  return -1;
+#else
+  GDir *dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  int n = 0;
+
+  if (dir == NULL)
+    return -1;
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  g_dir_close (dir);
+  return n - 1; /* the directory's own fd */
+#endif
+}
+
+gboolean
+lsock_test_set_flag (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+  return G_SOURCE_CONTINUE;
+}
+
+void
+lsock_test_increment (gpointer data)
+{
+  (*(int *) data)++;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <lsock-gobject/lsock.h>
+
+G_BEGIN_DECLS
+
+/* A name unique to this process and call: "lsock-test-<pid>-<n>-<what>" */
+char      *lsock_test_unique_string  (const char *what);
+/* A namespaced (abstract) name, unique to this process and call */
+LsockName *lsock_test_namespaced_name (void);
+/* A path name in a fresh private directory (removed by lsock_test_cleanup_dirs) */
+LsockName *lsock_test_path_name      (void);
+/* A fresh private directory (removed by lsock_test_cleanup_dirs) */
+const char *lsock_test_tmp_dir       (void);
+/* Removes the directories made by this process; call at the end of main() */
+void       lsock_test_cleanup_dirs   (void);
+
+/* Iterates the thread-default main context until *flag is non-zero */
+#define lsock_test_wait_until(flag) \
+  G_STMT_START { while (!(flag)) g_main_context_iteration (NULL, TRUE); } G_STMT_END
+
+/* Stores the GAsyncResult in *(GAsyncResult **) user_data, for tests that
+ * iterate the main context until it arrives. */
+void       lsock_test_store_result   (GObject      *source,
+                                      GAsyncResult *result,
+                                      gpointer      user_data);
+
+/* Counts the open file descriptors of this process (-1 where unknown). */
+int        lsock_test_count_fds      (void);
+
+G_END_DECLS
+
+G_BEGIN_DECLS
+/* Callbacks for sources and signals: set *(gboolean *) data, or ++*(int *) data */
+gboolean   lsock_test_set_flag       (gpointer data);
+void       lsock_test_increment      (gpointer data);
+G_END_DECLS
