@@ -36,6 +36,11 @@ struct _LsockListener
   guint         bound : 1;
   /* The platform's listening socket/pipe state */
   int           fd;
+  /* Accepts running in any thread. close() only shuts the socket down
+   * while there are some (which wakes them), and the last one out closes
+   * it, so the fd number cannot be reused under them. */
+  int           accepts_in_flight;
+  int           zombie_fd;
   guint64       bound_dev;
   guint64       bound_ino;
   gpointer      backend;

@@ -20,23 +20,31 @@
 /*
  * Binding a socket file, safely.
  *
- * The socket is bound at a random temporary name next to the final path,
- * given its mode, and made to listen; only then is it published at the final
- * path with a rename that never replaces anything (renameat2
- * RENAME_NOREPLACE, or link() where that is missing). So the final path never
- * shows a socket with wider permissions than asked for, nor one that refuses
- * connections because it does not listen yet.
+ * On Linux, the socket is given its mode with fchmod() before bind(), and
+ * Linux creates the file with the socket's mode less the umask: the file is
+ * never wider than asked for, not even for a moment. It is then chmod()ed to
+ * the exact mode (a umask could only have narrowed it) before listen(), so
+ * nobody can connect before that.
+ *
+ * A socket refuses connections between bind() and listen(), which another
+ * starter's probe would take for a stale file. So every bind of a path, and
+ * every probe-and-replace, happens under an flock() on the directory, and
+ * the bind-chmod-listen sequence completes before the lock is released: two
+ * listeners racing for one name are serialised, the second finds the first
+ * live, and nobody ever removes a live socket.
  *
  * If the path is taken, it is probed: lstat() says whether it is a socket and
- * whose, and a connect() says whether anybody listens. Only a stale socket
- * of our own is replaced, by an atomic rename over it, and only while holding
- * an flock() on the directory, after probing again under the lock: two
- * listeners that find the same stale file are serialised, the second finds
- * the first one live, and nobody ever removes a live socket.
+ * whose, and a connect() says whether anybody listens. Only a stale socket of
+ * our own is removed and bound again. The probe's connection reaches a live
+ * listener as a peer that closes at once: the price of asking.
  *
- * When even the shortest temporary name would not fit in sun_path, the
- * socket is bound directly at the path under the directory lock, with its
- * mode set on the socket before bind (which Linux applies to the new file).
+ * Elsewhere (macOS, the BSDs) the socket's own mode does not carry over to
+ * the file. There the socket is bound at a random temporary name next to the
+ * final path, given its mode and made to listen, and only then published at
+ * the final path with a rename that never replaces anything (link(), which
+ * fails if the path exists). A stale file of ours is replaced by an atomic
+ * rename over it, under the directory lock, after probing again. The
+ * socket's own address (getpeername()) is then the temporary name.
  */
 
 #define SUN_PATH_MAX (sizeof (((struct sockaddr_un *) 0)->sun_path) - 1)
@@ -481,6 +489,15 @@ bind_path (LsockListener  *self,
   gsize dir_len = strlen (dir);
   gsize room;
 
+#ifdef __linux__
+  /* Linux gives the new file the socket's own mode (less the umask), so
+   * binding in place has no moment of wider permissions either, and keeps
+   * the real path as the socket's address (getpeername(), ss -x) */
+  (void) room;
+  (void) dir_len;
+  return bind_path_direct (self, fd, path, dir, cancellable, error);
+#endif
+
   /* Room for "<dir>/.<random>" in sun_path */
   room = SUN_PATH_MAX > dir_len + 2 ? SUN_PATH_MAX - dir_len - 2 : 0;
   if (room >= TMP_NAME_RANDOM_MIN)
@@ -597,18 +614,50 @@ accept_one (int listen_fd)
 #endif
 }
 
+static LsockStream *accept_loop (LsockListener  *self,
+                                 int             listen_fd,
+                                 gboolean        blocking,
+                                 GCancellable   *cancellable,
+                                 GError        **error);
+
 LsockStream *
 _lsock_listener_accept_impl (LsockListener  *self,
                              gboolean        blocking,
                              GCancellable   *cancellable,
                              GError        **error)
 {
+  LsockStream *stream;
   int listen_fd;
 
   g_mutex_lock (&self->lock);
   listen_fd = self->closed ? -1 : self->fd;
+  if (listen_fd >= 0)
+    self->accepts_in_flight++;
   g_mutex_unlock (&self->lock);
 
+  if (listen_fd < 0)
+    {
+      _lsock_listener_set_closed_error (self, error);
+      return NULL;
+    }
+
+  stream = accept_loop (self, listen_fd, blocking, cancellable, error);
+
+  g_mutex_lock (&self->lock);
+  if (--self->accepts_in_flight == 0 && self->zombie_fd >= 0)
+    close (g_steal_fd (&self->zombie_fd));
+  g_mutex_unlock (&self->lock);
+
+  return stream;
+}
+
+static LsockStream *
+accept_loop (LsockListener  *self,
+             int             listen_fd,
+             gboolean        blocking,
+             GCancellable   *cancellable,
+             GError        **error)
+{
   for (;;)
     {
       int fd;
@@ -706,7 +755,10 @@ _lsock_listener_close_impl (LsockListener *self)
         unlink (path);
     }
 
-  /* Wake accepts blocked in other threads, then let go */
+  /* Wake accepts blocked in other threads; the last of them lets go */
   shutdown (fd, SHUT_RDWR);
-  close (fd);
+  if (self->accepts_in_flight > 0)
+    self->zombie_fd = fd;
+  else
+    close (fd);
 }

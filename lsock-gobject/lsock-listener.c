@@ -37,7 +37,9 @@
  *   ([property@Lsock.Listener:replace-stale]); a live listener's socket, a
  *   socket of another user and a file that is not a socket are never
  *   removed. Listeners starting at the same time are serialised: exactly one
- *   wins.
+ *   wins. The check connects to the socket, so a live listener sees each
+ *   failed attempt to take its name as a peer that closes at once (its
+ *   first read returns end of stream).
  * - On close the socket file is removed, but only if it is still the one
  *   this listener made ([property@Lsock.Listener:reclaim-name]).
  * - Every descriptor is close-on-exec, and running out of file descriptors
@@ -357,6 +359,7 @@ lsock_listener_init (LsockListener *self)
   self->replace_stale = TRUE;
   self->reclaim_name = TRUE;
   self->fd = -1;
+  self->zombie_fd = -1;
   g_mutex_init (&self->lock);
   g_queue_init (&self->pending);
 }
