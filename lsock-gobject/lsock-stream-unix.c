@@ -160,6 +160,12 @@ conn_io (LsockConn     *conn,
     }
 
 fail:
+  /* Closed locally while we waited */
+  if (g_atomic_int_get (&conn->fd) < 0)
+    {
+      set_conn_closed_error (conn, error);
+      return -1;
+    }
   /* A peer that closed with unread data makes the next read fail with
    * ECONNRESET on Linux: that is the end of the stream here. */
   if (direction == DIRECTION_READ && errsv == ECONNRESET)

@@ -123,6 +123,12 @@ lsock_stream_close_fn (GIOStream     *stream,
                g_error_matches (input_error, G_IO_ERROR, G_IO_ERROR_PENDING);
   _lsock_conn_close_impl (self->conn, pending_io);
 
+  /* The connection is closed all the same, and the operation in flight
+   * returns at once: that is not a failure of close (GSocketConnection
+   * behaves the same) */
+  if (pending_io)
+    return TRUE;
+
   if (output_error != NULL)
     {
       g_propagate_error (error, g_steal_pointer (&output_error));
