@@ -225,7 +225,9 @@ test_path_stale_replaced (void)
 
   listener = lsock_listener_new (name, &error);
   g_assert_no_error (error);
-  g_assert_cmpuint (inode_of (path), !=, stale_ino);
+  /* (the file system may give the new file the old inode number) */
+  (void) stale_ino;
+  g_assert_cmpuint (inode_of (path), ==, listener->bound_ino);
   assert_round_trip (listener);
 
   g_assert_finalize_object (listener);
@@ -695,6 +697,9 @@ test_emfile (void)
   g_assert_no_error (error);
   client2 = lsock_stream_connect (name, NULL, &error);
   g_assert_no_error (error);
+
+  /* The main context's own wakeup fd must exist before descriptors run out */
+  while (g_main_context_iteration (NULL, FALSE));
 
   /* Use up every descriptor below a low limit */
   g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &old_limit), ==, 0);
