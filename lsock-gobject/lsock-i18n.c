@@ -18,9 +18,8 @@ ensure_domain_bound (void)
   if (g_once_init_enter (&bound))
     {
       bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
-#ifdef HAVE_BIND_TEXTDOMAIN_CODESET
+      /* GError messages are UTF-8 whatever the locale's charset */
       bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
-#endif
       g_once_init_leave (&bound, 1);
     }
 }

@@ -42,7 +42,7 @@
  * a path too long for `sun_path` with its terminating NUL, or a namespaced
  * name that is too long or not valid UTF-8 is rejected with
  * %G_IO_ERROR_INVALID_ARGUMENT. A kind of name that this platform lacks
- * gives %G_IO_ERROR_NOT_SUPPORTED; [func@Lsock.name_type_support_query]
+ * gives %G_IO_ERROR_NOT_SUPPORTED; [func@Lsock.NameTypeSupport.query]
  * tells which kinds work.
  *
  * An `LsockName` is immutable, so it can be shared between threads.

@@ -38,7 +38,7 @@ typedef enum
  * @LSOCK_NAME_TYPE_SUPPORT_BOTH: both kinds work (Linux)
  *
  * Which kinds of [class@Lsock.Name] this platform supports, as returned by
- * [func@Lsock.name_type_support_query].
+ * [func@Lsock.NameTypeSupport.query].
  *
  * Since: 1.0
  */
