@@ -240,8 +240,9 @@ lsock_listener_class_init (LsockListenerClass *klass)
    * LsockListener:backlog:
    *
    * How many connections the system may queue before they are accepted.
-   * The default is the system's maximum (`SOMAXCONN`) on Unix, and the
-   * number of pipe instances kept waiting on Windows.
+   * The default is the system's maximum (`SOMAXCONN`) on Unix. On Windows
+   * it is the number of pipe instances kept waiting for clients: 4 by
+   * default, at most 60 (larger values are capped).
    *
    * Since: 1.0
    */
@@ -586,6 +587,8 @@ lsock_listener_accept (LsockListener  *self,
                        GCancellable   *cancellable,
                        GError        **error)
 {
+  LsockStream *stream;
+
   g_return_val_if_fail (LSOCK_IS_LISTENER (self), NULL);
   g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
@@ -593,7 +596,10 @@ lsock_listener_accept (LsockListener  *self,
   if (!check_open (self, error))
     return NULL;
 
-  return _lsock_listener_accept_impl (self, TRUE, cancellable, error);
+  stream = _lsock_listener_accept_impl (self, TRUE, cancellable, error);
+  if (stream == NULL && error != NULL)
+    _lsock_name_cancelled_error (self->name, *error);
+  return stream;
 }
 
 typedef struct
@@ -714,10 +720,13 @@ lsock_listener_accept_async (LsockListener       *self,
   g_task_set_task_data (task, data, (GDestroyNotify) accept_data_free);
 
   data->source = _lsock_listener_create_source_impl (self);
-  cancel_source = g_cancellable_source_new (cancellable);
-  g_source_set_dummy_callback (cancel_source);
-  g_source_add_child_source (data->source, cancel_source);
-  g_source_unref (cancel_source);
+  if (cancellable != NULL)
+    {
+      cancel_source = g_cancellable_source_new (cancellable);
+      g_source_set_dummy_callback (cancel_source);
+      g_source_add_child_source (data->source, cancel_source);
+      g_source_unref (cancel_source);
+    }
   g_source_set_static_name (data->source, "[lsock] accept");
   g_source_set_priority (data->source, g_task_get_priority (task));
   /* The queue and the source each hold a reference on the task: the
@@ -749,12 +758,17 @@ lsock_listener_accept_finish (LsockListener  *self,
                               GAsyncResult   *result,
                               GError        **error)
 {
+  LsockStream *stream;
+
   g_return_val_if_fail (LSOCK_IS_LISTENER (self), NULL);
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
   g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == lsock_listener_accept_async, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  return g_task_propagate_pointer (G_TASK (result), error);
+  stream = g_task_propagate_pointer (G_TASK (result), error);
+  if (stream == NULL && error != NULL)
+    _lsock_name_cancelled_error (self->name, *error);
+  return stream;
 }
 
 void

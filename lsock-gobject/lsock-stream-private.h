@@ -67,6 +67,11 @@ gboolean      _lsock_stream_shutdown_impl         (LsockStream   *self,
                                                    gboolean       shutdown_write,
                                                    GError       **error);
 
+/* Rewrites a G_IO_ERROR_CANCELLED from GLib ("Operation was cancelled") so
+ * that it names the socket; other errors are left alone */
+void          _lsock_name_cancelled_error         (LsockName     *name,
+                                                   GError        *error);
+
 /* Shared error helpers, messages naming the stream's socket */
 void          _lsock_stream_set_closed_error      (LsockStream   *self,
                                                    GError       **error);

@@ -91,6 +91,17 @@ _lsock_stream_set_closed_error (LsockStream  *self,
                _lsock_name_get_display (self->name));
 }
 
+void
+_lsock_name_cancelled_error (LsockName *name,
+                             GError    *error)
+{
+  if (error == NULL || !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  g_free (error->message);
+  error->message = g_strdup_printf (_("The operation on “%s” was cancelled"),
+                                    _lsock_name_get_display (name));
+}
+
 static GInputStream *
 lsock_stream_get_input_stream (GIOStream *stream)
 {
@@ -326,7 +337,10 @@ lsock_stream_connect (LsockName     *name,
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   if (!_lsock_stream_connect_impl (name, cancellable, &fd, error))
-    return NULL;
+    {
+      _lsock_name_cancelled_error (name, error ? *error : NULL);
+      return NULL;
+    }
 
   return _lsock_stream_new_for_fd (fd, name);
 }
@@ -359,6 +373,8 @@ lsock_stream_connect_async (LsockName           *name,
   task = g_task_new (NULL, cancellable, callback, user_data);
   g_task_set_source_tag (task, lsock_stream_connect_async);
   g_task_set_name (task, "[lsock] connect");
+  /* The task data belongs to the backend; this is for connect_finish() */
+  g_object_set_data_full (G_OBJECT (task), "lsock-name", g_object_ref (name), g_object_unref);
 
   if (g_task_return_error_if_cancelled (task))
     return;
@@ -381,11 +397,16 @@ LsockStream *
 lsock_stream_connect_finish (GAsyncResult  *result,
                              GError       **error)
 {
+  LsockStream *stream;
+
   g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
   g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == lsock_stream_connect_async, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  return g_task_propagate_pointer (G_TASK (result), error);
+  stream = g_task_propagate_pointer (G_TASK (result), error);
+  if (stream == NULL && error != NULL)
+    _lsock_name_cancelled_error (g_object_get_data (G_OBJECT (result), "lsock-name"), *error);
+  return stream;
 }
 
 /**

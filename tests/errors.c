@@ -1581,14 +1581,14 @@ test_cancelled_accept (void)
 
   g_cancellable_cancel (cancellable);
   g_assert_null (lsock_listener_accept (listener, cancellable, &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  assert_error_names (error, G_IO_ERROR_CANCELLED, name);
   g_clear_error (&error);
 
   /* Even with a peer waiting */
   client = lsock_stream_connect (name, NULL, &error);
   g_assert_no_error (error);
   g_assert_null (lsock_listener_accept (listener, cancellable, &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  assert_error_names (error, G_IO_ERROR_CANCELLED, name);
   g_clear_error (&error);
 
   /* The waiting peer is still there to accept */
@@ -1618,7 +1618,7 @@ test_cancelled_accept_blocked (void)
   cancel_later_start (&cl);
   cancel_later_about_to_block (&cl);
   g_assert_null (lsock_listener_accept (listener, cl.cancellable, &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  assert_error_names (error, G_IO_ERROR_CANCELLED, name);
   g_clear_error (&error);
   cancel_later_finish (&cl);
 
@@ -1648,7 +1648,7 @@ test_cancelled_accept_async (void)
     g_cancellable_cancel (cancellable);
     lsock_test_wait_until (result);
     g_assert_null (lsock_listener_accept_finish (listener, result, &error));
-    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+    assert_error_names (error, G_IO_ERROR_CANCELLED, name);
     g_clear_error (&error);
     g_clear_object (&result);
   }
@@ -1661,7 +1661,7 @@ test_cancelled_accept_async (void)
     lsock_listener_accept_async (listener, cancellable, lsock_test_store_result, &result);
     lsock_test_wait_until (result);
     g_assert_null (lsock_listener_accept_finish (listener, result, &error));
-    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+    assert_error_names (error, G_IO_ERROR_CANCELLED, name);
     g_clear_error (&error);
     g_clear_object (&result);
   }
@@ -1688,13 +1688,13 @@ test_cancelled_connect_async (void)
   lsock_stream_connect_async (name, cancellable, lsock_test_store_result, &result);
   lsock_test_wait_until (result);
   g_assert_null (lsock_stream_connect_finish (result, &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  assert_error_names (error, G_IO_ERROR_CANCELLED, name);
   g_clear_error (&error);
   g_clear_object (&result);
 
   /* The sync connect too */
   g_assert_null (lsock_stream_connect (name, cancellable, &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  assert_error_names (error, G_IO_ERROR_CANCELLED, name);
   g_clear_error (&error);
 
   drain_main_context ();
