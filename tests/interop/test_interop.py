@@ -398,6 +398,60 @@ def test_python_padded_abstract_does_not_reach_lsock():
         listener.close()
 
 
+# -- GIO's own sockets (GSocketClient, GSocketListener) <-> lsock ------------------
+
+def gio_address(endpoint):
+    if endpoint.kind == 'path':
+        return Gio.UnixSocketAddress.new(endpoint.path)
+    # GIO's unpadded abstract type (not the legacy ..._PADDED one)
+    return Gio.UnixSocketAddress.new_with_type(
+        endpoint.abstract.encode(), Gio.UnixSocketAddressType.ABSTRACT)
+
+
+def test_gio_client_to_lsock_listener(endpoint, payload):
+    server = LsockEchoServer(endpoint.name)
+    try:
+        conn = Gio.SocketClient().connect(gio_address(endpoint), None)
+
+        def send():
+            lsock_write_all(conn.get_output_stream(), payload)
+            conn.get_socket().shutdown(False, True)
+
+        sender = Worker(send)
+        sender.start()
+        got = lsock_read_to_eof(conn.get_input_stream())
+        sender.join_result()
+        conn.close(None)
+    finally:
+        received = server.finish()
+    assert sha(received[0]) == sha(payload)
+    assert sha(got) == sha(payload)
+
+
+def test_lsock_client_to_gio_listener(endpoint, payload):
+    gio_listener = Gio.SocketListener()
+    gio_listener.add_address(gio_address(endpoint), Gio.SocketType.STREAM,
+                             Gio.SocketProtocol.DEFAULT, None)
+    received = []
+
+    def serve():
+        conn, _ = gio_listener.accept(None)
+        data = lsock_read_to_eof(conn.get_input_stream())
+        received.append(data)
+        lsock_write_all(conn.get_output_stream(), data)
+        conn.close(None)
+
+    worker = Worker(serve)
+    worker.start()
+    try:
+        got = lsock_client_echo(endpoint.name, payload)
+        worker.join_result()
+    finally:
+        gio_listener.close()
+    assert sha(received[0]) == sha(payload)
+    assert sha(got) == sha(payload)
+
+
 # -- (b) Python socket server <- lsock client ----------------------------------
 
 def test_lsock_client_to_python_server(endpoint, payload):
