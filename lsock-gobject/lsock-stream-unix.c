@@ -11,6 +11,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#ifdef __linux__
+# include <sys/epoll.h>
+# define HAVE_EPOLL 1
+#endif
 
 /* The socket fd is blocking, so a blocking read or write with no timeout and
  * no cancellable is exactly one system call. Every other operation uses
@@ -216,6 +220,624 @@ conn_is_ready (LsockConn *conn,
                            -1 /* no wait */, NULL, NULL) != 0;
 }
 
+/* Async reads and writes.
+ *
+ * GInputStream's default read_async for a pollable stream makes a GError
+ * for every G_IO_ERROR_WOULD_BLOCK, task data, and a pollable source
+ * wrapping an fd source for every wait. Here an operation tries the system
+ * call at once. On Linux, at the default priority, it then goes to the
+ * context's reactor (below). Otherwise, only when it would block does it
+ * make one source, which carries the operation itself and does the I/O
+ * when the fd is ready; an operation that completes at once still reports
+ * from the next main loop iteration (GTask does that). With a timeout or a
+ * cancellable the streams use GIO's default pollable path, which handles
+ * both. */
+
+typedef struct
+{
+  GSource     source;
+  gpointer    tag;
+  GTask      *task;
+  LsockConn  *conn;
+  Direction   direction;
+  void       *buffer;
+  gsize       count;
+} IoSource;
+
+/* One non-blocking attempt: >= 0 bytes, or -1 with *out_errno set
+ * (EAGAIN: try again when ready) */
+static gssize
+conn_try_io (LsockConn *conn,
+             Direction  direction,
+             void      *buffer,
+             gsize      count,
+             int       *out_errno)
+{
+  int fd = g_atomic_int_get (&conn->fd);
+  gssize n;
+
+  if (fd < 0)
+    {
+      *out_errno = EBADF;
+      return -1;
+    }
+  do
+    n = do_io (fd, direction, buffer, count, MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    *out_errno = errno == EWOULDBLOCK ? EAGAIN : errno;
+  return n;
+}
+
+/* Returns the task's result for a finished attempt; FALSE if it would block */
+static gboolean
+io_task_complete (GTask     *task,
+                  LsockConn *conn,
+                  Direction  direction,
+                  gssize     n,
+                  int        errsv)
+{
+  GError *error = NULL;
+
+  if (n >= 0)
+    {
+      g_task_return_int (task, n);
+      return TRUE;
+    }
+  if (errsv == EAGAIN)
+    return FALSE;
+
+  if (g_atomic_int_get (&conn->fd) < 0)
+    set_conn_closed_error (conn, &error);
+  else if (direction == DIRECTION_READ && errsv == ECONNRESET)
+    {
+      /* As conn_io(): a reset is the end of the stream */
+      g_task_return_int (task, 0);
+      return TRUE;
+    }
+  else
+    set_io_error (conn, direction, errsv, &error);
+  g_task_return_error (task, error);
+  return TRUE;
+}
+
+static gboolean
+io_source_dispatch (GSource     *source,
+                    GSourceFunc  callback,
+                    gpointer     user_data)
+{
+  IoSource *io = (IoSource *) source;
+  int errsv = 0;
+  gssize n = conn_try_io (io->conn, io->direction, io->buffer, io->count, &errsv);
+
+  if (!io_task_complete (io->task, io->conn, io->direction, n, errsv))
+    return G_SOURCE_CONTINUE;
+
+  g_clear_object (&io->task);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+io_source_finalize (GSource *source)
+{
+  IoSource *io = (IoSource *) source;
+
+  g_clear_object (&io->task);
+  g_clear_pointer (&io->conn, _lsock_conn_unref);
+}
+
+static GSourceFuncs io_source_funcs = {
+  .dispatch = io_source_dispatch,
+  .finalize = io_source_finalize,
+};
+
+#ifdef HAVE_EPOLL
+/* The reactor: one epoll fd per GMainContext, watched by one GSource.
+ *
+ * A GMainContext keeps its fds in a list sorted by number and polls them
+ * all in every iteration; adding or changing an fd also writes to the
+ * context's wakeup eventfd. With a source per waiting operation that is
+ * O(connections) work, and two more system calls, per message. Here each
+ * connection is registered once with the context's epoll fd (EPOLLONESHOT,
+ * re-armed with one epoll_ctl() per wait), the context polls that single
+ * fd, and one dispatch serves every ready connection. Operations that
+ * complete at once are queued and reported from the reactor's next
+ * dispatch (GIO never calls back from inside the _async call). */
+
+typedef struct _Reactor Reactor;
+
+/* An operation in flight, and its GAsyncResult. A GTask costs more than
+ * the system call it reports (a GObject with a notify, a context
+ * reference, qdata): this small result is recycled by its connection once
+ * the caller has let go of it, so steady async I/O allocates nothing. */
+#define LSOCK_TYPE_IO_OP (lsock_io_op_get_type ())
+G_DECLARE_FINAL_TYPE (LsockIoOp, lsock_io_op, LSOCK, IO_OP, GObject)
+
+struct _LsockIoOp
+{
+  GObject              parent_instance;
+  GObject             *stream;     /* held while in flight */
+  LsockConn           *conn;       /* held while in flight */
+  Direction            direction;
+  void                *buffer;
+  gsize                count;
+  gssize               n;
+  int                  errsv;
+  GError              *error;
+  GAsyncReadyCallback  callback;
+  gpointer             user_data;
+  gpointer             source_tag;
+};
+
+static void lsock_io_op_async_result_iface_init (GAsyncResultIface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (LsockIoOp, lsock_io_op, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_ASYNC_RESULT,
+                                                      lsock_io_op_async_result_iface_init))
+
+static gpointer
+lsock_io_op_get_user_data (GAsyncResult *result)
+{
+  return LSOCK_IO_OP (result)->user_data;
+}
+
+static GObject *
+lsock_io_op_get_source_object (GAsyncResult *result)
+{
+  LsockIoOp *op = LSOCK_IO_OP (result);
+
+  return op->stream != NULL ? g_object_ref (op->stream) : NULL;
+}
+
+static gboolean
+lsock_io_op_is_tagged (GAsyncResult *result,
+                       gpointer      source_tag)
+{
+  return LSOCK_IO_OP (result)->source_tag == source_tag;
+}
+
+static void
+lsock_io_op_async_result_iface_init (GAsyncResultIface *iface)
+{
+  iface->get_user_data = lsock_io_op_get_user_data;
+  iface->get_source_object = lsock_io_op_get_source_object;
+  iface->is_tagged = lsock_io_op_is_tagged;
+}
+
+static void
+lsock_io_op_finalize (GObject *object)
+{
+  LsockIoOp *op = LSOCK_IO_OP (object);
+
+  g_clear_object (&op->stream);
+  g_clear_pointer (&op->conn, _lsock_conn_unref);
+  g_clear_error (&op->error);
+
+  G_OBJECT_CLASS (lsock_io_op_parent_class)->finalize (object);
+}
+
+static void
+lsock_io_op_class_init (LsockIoOpClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = lsock_io_op_finalize;
+}
+
+static void
+lsock_io_op_init (LsockIoOp *op)
+{
+}
+
+/* conn->backend: the connection's registration with a reactor */
+typedef struct
+{
+  Reactor   *reactor;   /* holds a reference on its source */
+  int        fd;        /* the fd registered */
+  LsockIoOp *ops[2];    /* in flight, by Direction */
+  LsockIoOp *spare[2];  /* finished and let go of: reused */
+} ConnWatch;
+
+struct _Reactor
+{
+  GSource       source;
+  gpointer      tag;
+  int           epfd;
+  GMainContext *context;  /* not owned */
+  /* Guards everything below and every ConnWatch registered here */
+  GMutex        lock;
+  GHashTable   *watches;  /* ConnWatch* set: epoll events may outlive one */
+  GQueue        done;     /* LsockIoOp*: finished at once, to report */
+};
+
+G_LOCK_DEFINE_STATIC (reactors);
+static GHashTable *reactors;  /* GMainContext* → Reactor* */
+
+/* Calls back, then keeps @op for the connection's next operation if
+ * nobody else holds it */
+static void
+io_op_report (LsockIoOp *op)
+{
+  LsockConn *conn = op->conn;
+  ConnWatch *watch = conn->backend;
+  Direction d = op->direction;
+
+  if (op->n < 0)
+    {
+      if (g_atomic_int_get (&conn->fd) < 0)
+        set_conn_closed_error (conn, &op->error);
+      else if (d == DIRECTION_READ && op->errsv == ECONNRESET)
+        op->n = 0;  /* as conn_io(): a reset is the end of the stream */
+      else
+        set_io_error (conn, d, op->errsv, &op->error);
+    }
+
+  op->callback (op->stream, G_ASYNC_RESULT (op), op->user_data);
+
+  op->conn = NULL;  /* our reference goes below */
+  g_clear_object (&op->stream);
+  op->callback = NULL;
+  op->user_data = NULL;
+  if (g_atomic_int_get (&G_OBJECT (op)->ref_count) == 1 &&
+      g_atomic_pointer_compare_and_exchange (&watch->spare[d], NULL, op))
+    op = NULL;
+  g_clear_object (&op);
+  _lsock_conn_unref (conn);
+}
+
+static guint32
+watch_events (ConnWatch *watch)
+{
+  return (watch->ops[DIRECTION_READ] ? EPOLLIN : 0) |
+         (watch->ops[DIRECTION_WRITE] ? EPOLLOUT : 0) |
+         EPOLLONESHOT;
+}
+
+static gboolean
+reactor_dispatch (GSource     *source,
+                  GSourceFunc  callback,
+                  gpointer     user_data)
+{
+  Reactor *reactor = (Reactor *) source;
+  struct epoll_event events[64];
+  GQueue done = G_QUEUE_INIT;
+  LsockIoOp *op;
+  int n_events;
+
+  g_source_set_ready_time (source, -1);
+
+  g_mutex_lock (&reactor->lock);
+  done = reactor->done;
+  g_queue_init (&reactor->done);
+
+  do
+    n_events = epoll_wait (reactor->epfd, events, G_N_ELEMENTS (events), 0);
+  while (n_events < 0 && errno == EINTR);
+
+  for (int i = 0; i < n_events; i++)
+    {
+      ConnWatch *watch = events[i].data.ptr;
+      guint32 revents = events[i].events;
+
+      /* Unregistered (closed) since epoll reported it */
+      if (!g_hash_table_contains (reactor->watches, watch))
+        continue;
+
+      for (Direction d = DIRECTION_READ; d <= DIRECTION_WRITE; d++)
+        {
+          guint32 wanted = d == DIRECTION_READ ? EPOLLIN : EPOLLOUT;
+
+          op = watch->ops[d];
+          if (op == NULL || !(revents & (wanted | EPOLLERR | EPOLLHUP)))
+            continue;
+          op->n = conn_try_io (op->conn, d, op->buffer, op->count, &op->errsv);
+          if (op->n < 0 && op->errsv == EAGAIN)
+            continue;
+          watch->ops[d] = NULL;
+          g_queue_push_tail (&done, op);
+        }
+
+      if (watch->ops[DIRECTION_READ] != NULL || watch->ops[DIRECTION_WRITE] != NULL)
+        {
+          struct epoll_event ev = { .events = watch_events (watch), .data.ptr = watch };
+
+          epoll_ctl (reactor->epfd, EPOLL_CTL_MOD, watch->fd, &ev);
+        }
+    }
+  g_mutex_unlock (&reactor->lock);
+
+  /* Report with the lock released: callbacks start the next operations */
+  while ((op = g_queue_pop_head (&done)) != NULL)
+    io_op_report (op);
+
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+reactor_finalize (GSource *source)
+{
+  Reactor *reactor = (Reactor *) source;
+
+  G_LOCK (reactors);
+  if (reactors != NULL && g_hash_table_lookup (reactors, reactor->context) == reactor)
+    g_hash_table_remove (reactors, reactor->context);
+  G_UNLOCK (reactors);
+
+  close (reactor->epfd);
+  g_hash_table_unref (reactor->watches);
+  g_mutex_clear (&reactor->lock);
+}
+
+static GSourceFuncs reactor_funcs = {
+  .dispatch = reactor_dispatch,
+  .finalize = reactor_finalize,
+};
+
+/* The reactor of @context, made and attached on first use; a new
+ * reference, or NULL if epoll is unavailable */
+static Reactor *
+reactor_get (GMainContext *context)
+{
+  Reactor *reactor;
+
+  G_LOCK (reactors);
+  if (reactors == NULL)
+    reactors = g_hash_table_new (NULL, NULL);
+  reactor = g_hash_table_lookup (reactors, context);
+  if (reactor != NULL && !g_source_is_destroyed (&reactor->source))
+    {
+      g_source_ref (&reactor->source);
+      G_UNLOCK (reactors);
+      return reactor;
+    }
+
+  reactor = (Reactor *) g_source_new (&reactor_funcs, sizeof (Reactor));
+  reactor->epfd = epoll_create1 (EPOLL_CLOEXEC);
+  reactor->context = context;
+  g_mutex_init (&reactor->lock);
+  reactor->watches = g_hash_table_new (NULL, NULL);
+  g_queue_init (&reactor->done);
+  if (reactor->epfd < 0)
+    {
+      reactor->context = NULL;
+      G_UNLOCK (reactors);
+      g_source_unref (&reactor->source);
+      return NULL;
+    }
+  reactor->tag = g_source_add_unix_fd (&reactor->source, reactor->epfd, G_IO_IN);
+  g_source_set_static_name (&reactor->source, "[lsock] I/O");
+  g_source_set_priority (&reactor->source, G_PRIORITY_DEFAULT);
+  g_hash_table_replace (reactors, context, reactor);
+  /* The context owns the attached source; the caller gets a reference */
+  g_source_attach (&reactor->source, context);
+  G_UNLOCK (reactors);
+
+  return reactor;
+}
+
+/* Removes @conn from its reactor, if any */
+static void
+conn_unwatch (LsockConn *conn)
+{
+  ConnWatch *watch = conn->backend;
+  Reactor *reactor;
+
+  if (watch == NULL || watch->reactor == NULL)
+    return;
+  reactor = watch->reactor;
+  G_LOCK (reactors);
+  g_mutex_lock (&reactor->lock);
+  epoll_ctl (reactor->epfd, EPOLL_CTL_DEL, watch->fd, NULL);
+  g_hash_table_remove (reactor->watches, watch);
+  g_atomic_pointer_set (&watch->reactor, NULL);
+  watch->fd = -1;
+  /* The last connection gone: the reactor goes too, and with it the epoll
+   * fd, so that a context that is done with lsock holds nothing of it */
+  if (g_hash_table_size (reactor->watches) == 0 && reactor->done.length == 0)
+    {
+      if (g_hash_table_lookup (reactors, reactor->context) == reactor)
+        g_hash_table_remove (reactors, reactor->context);
+      g_source_destroy (&reactor->source);
+    }
+  g_mutex_unlock (&reactor->lock);
+  G_UNLOCK (reactors);
+  g_source_unref (&reactor->source);
+}
+
+/* The fast path on Linux. FALSE if the operation must take another path.
+ * A connection joins the reactor of the context of its first async
+ * operation and stays there until it is closed; operations started from
+ * another context take the other path. */
+static gboolean
+reactor_io_async (LsockConn           *conn,
+                  gpointer             stream,
+                  Direction            direction,
+                  void                *buffer,
+                  gsize                count,
+                  GAsyncReadyCallback  callback,
+                  gpointer             user_data,
+                  gpointer             source_tag)
+{
+  GMainContext *context = g_main_context_get_thread_default ();
+  ConnWatch *watch = conn->backend;
+  Reactor *reactor;
+  LsockIoOp *op;
+  int fd = g_atomic_int_get (&conn->fd);
+
+  if (fd < 0)
+    return FALSE;  /* closed: the other path reports it */
+  if (context == NULL)
+    context = g_main_context_default ();
+
+  if (watch == NULL)
+    {
+      /* Two threads may start the first read and write together */
+      ConnWatch *fresh = g_new0 (ConnWatch, 1);
+
+      fresh->fd = -1;
+      if (!g_atomic_pointer_compare_and_exchange (&conn->backend, NULL, fresh))
+        g_free (fresh);
+      watch = conn->backend;
+    }
+
+  reactor = g_atomic_pointer_get (&watch->reactor);
+  if (reactor == NULL)
+    {
+      struct epoll_event ev = { .events = EPOLLONESHOT, .data.ptr = watch };
+
+      reactor = reactor_get (context);
+      if (reactor == NULL)
+        return FALSE;
+      g_mutex_lock (&reactor->lock);
+      if (g_source_is_destroyed (&reactor->source) ||
+          !g_atomic_pointer_compare_and_exchange (&watch->reactor, NULL, reactor))
+        {
+          /* Its last connection closed just now, or another thread
+           * registered this one first */
+          g_mutex_unlock (&reactor->lock);
+          g_source_unref (&reactor->source);
+          return FALSE;
+        }
+      if (epoll_ctl (reactor->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        {
+          g_atomic_pointer_set (&watch->reactor, NULL);
+          g_mutex_unlock (&reactor->lock);
+          g_source_unref (&reactor->source);
+          return FALSE;
+        }
+      /* The watch keeps the reference reactor_get() gave */
+      watch->fd = fd;
+      g_hash_table_add (reactor->watches, watch);
+    }
+  else
+    {
+      if (reactor->context != context)
+        return FALSE;
+      g_mutex_lock (&reactor->lock);
+      if (g_source_is_destroyed (&reactor->source) || watch->reactor != reactor)
+        {
+          g_mutex_unlock (&reactor->lock);
+          return FALSE;
+        }
+    }
+
+  /* watch->reactor == reactor, locked */
+  op = g_atomic_pointer_exchange (&watch->spare[direction], NULL);
+  if (op == NULL)
+    op = g_object_new (LSOCK_TYPE_IO_OP, NULL);
+  g_clear_error (&op->error);
+  op->stream = g_object_ref (stream);
+  op->callback = callback;
+  op->user_data = user_data;
+  op->source_tag = source_tag;
+  op->conn = _lsock_conn_ref (conn);
+  op->direction = direction;
+  op->buffer = buffer;
+  op->count = count;
+  op->n = conn_try_io (conn, direction, buffer, count, &op->errsv);
+
+  if (op->n >= 0 || op->errsv != EAGAIN)
+    {
+      /* Done already: report from the next dispatch */
+      g_queue_push_tail (&reactor->done, op);
+      g_mutex_unlock (&reactor->lock);
+      g_source_set_ready_time (&reactor->source, 0);
+      return TRUE;
+    }
+
+  watch->ops[direction] = op;
+  {
+    struct epoll_event ev = { .events = watch_events (watch), .data.ptr = watch };
+
+    epoll_ctl (reactor->epfd, EPOLL_CTL_MOD, watch->fd, &ev);
+  }
+  g_mutex_unlock (&reactor->lock);
+  return TRUE;
+}
+#endif /* HAVE_EPOLL */
+
+static gssize
+conn_io_finish (gpointer       stream,
+                GAsyncResult  *result,
+                GError       **error)
+{
+#ifdef HAVE_EPOLL
+  if (LSOCK_IS_IO_OP (result))
+    {
+      LsockIoOp *op = LSOCK_IO_OP (result);
+
+      if (op->error != NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&op->error));
+          return -1;
+        }
+      return op->n;
+    }
+#endif
+  g_return_val_if_fail (g_task_is_valid (result, stream), -1);
+
+  return g_task_propagate_int (G_TASK (result), error);
+}
+
+/* Whether this operation can take the fast path; if not, the caller chains
+ * up to GIO's default pollable implementation */
+static gboolean
+conn_can_io_async (LsockConn    *conn,
+                   GCancellable *cancellable)
+{
+  return cancellable == NULL && g_atomic_int_get (&conn->timeout_ms) == 0;
+}
+
+static void
+conn_io_async (LsockConn           *conn,
+               gpointer             stream,
+               Direction            direction,
+               void                *buffer,
+               gsize                count,
+               int                  io_priority,
+               GAsyncReadyCallback  callback,
+               gpointer             user_data,
+               gpointer             source_tag)
+{
+  GTask *task;
+  int fd = g_atomic_int_get (&conn->fd);
+  int errsv = 0;
+  gssize n;
+  IoSource *io;
+
+#ifdef HAVE_EPOLL
+  if (io_priority == G_PRIORITY_DEFAULT &&
+      reactor_io_async (conn, stream, direction, buffer, count,
+                        callback, user_data, source_tag))
+    return;
+#endif
+
+  task = g_task_new (stream, NULL, callback, user_data);
+  /* No g_task_set_name(): it copies the string, on every operation */
+  g_task_set_source_tag (task, source_tag);
+  g_task_set_priority (task, io_priority);
+
+  n = conn_try_io (conn, direction, buffer, count, &errsv);
+  if (io_task_complete (task, conn, direction, n, errsv))
+    {
+      g_object_unref (task);
+      return;
+    }
+
+  io = (IoSource *) g_source_new (&io_source_funcs, sizeof (IoSource));
+  io->task = task;
+  io->conn = _lsock_conn_ref (conn);
+  io->direction = direction;
+  io->buffer = buffer;
+  io->count = count;
+  io->tag = g_source_add_unix_fd (&io->source, fd,
+                                  (direction == DIRECTION_READ ? G_IO_IN : G_IO_OUT) |
+                                  G_IO_HUP | G_IO_ERR);
+  g_source_set_static_name (&io->source, direction == DIRECTION_READ ? "[lsock] read" :
+                                                                       "[lsock] write");
+  g_source_set_priority (&io->source, io_priority);
+  g_source_attach (&io->source, g_task_get_context (task));
+  g_source_unref (&io->source);
+}
+
 /* Closing the substreams themselves does nothing: the fd belongs to the
  * LsockStream (as GSocketConnection's streams do). Their async close is
  * immediate, where GInputStream's default would use a thread. */
@@ -259,9 +881,39 @@ lsock_unix_input_stream_read (GInputStream  *stream,
                               GCancellable  *cancellable,
                               GError       **error)
 {
-  LsockUnixInputStream *self = LSOCK_UNIX_INPUT_STREAM (stream);
+  /* GInputStream checked the type: no checked cast on the hot path */
+  LsockUnixInputStream *self = (LsockUnixInputStream *) stream;
 
   return conn_io (self->conn, DIRECTION_READ, buffer, count, TRUE, cancellable, error);
+}
+
+static void
+lsock_unix_input_stream_read_async (GInputStream        *stream,
+                                    void                *buffer,
+                                    gsize                count,
+                                    int                  io_priority,
+                                    GCancellable        *cancellable,
+                                    GAsyncReadyCallback  callback,
+                                    gpointer             user_data)
+{
+  LsockUnixInputStream *self = LSOCK_UNIX_INPUT_STREAM (stream);
+
+  if (!conn_can_io_async (self->conn, cancellable))
+    {
+      G_INPUT_STREAM_CLASS (lsock_unix_input_stream_parent_class)->
+        read_async (stream, buffer, count, io_priority, cancellable, callback, user_data);
+      return;
+    }
+  conn_io_async (self->conn, stream, DIRECTION_READ, buffer, count, io_priority,
+                 callback, user_data, lsock_unix_input_stream_read_async);
+}
+
+static gssize
+lsock_unix_input_stream_read_finish (GInputStream  *stream,
+                                     GAsyncResult  *result,
+                                     GError       **error)
+{
+  return conn_io_finish (stream, result, error);
 }
 
 static gboolean
@@ -339,6 +991,8 @@ lsock_unix_input_stream_class_init (LsockUnixInputStreamClass *klass)
 
   object_class->finalize = lsock_unix_input_stream_finalize;
   input_class->read_fn = lsock_unix_input_stream_read;
+  input_class->read_async = lsock_unix_input_stream_read_async;
+  input_class->read_finish = lsock_unix_input_stream_read_finish;
   input_class->close_fn = lsock_unix_input_stream_close;
   input_class->close_async = lsock_unix_input_stream_close_async;
   input_class->close_finish = lsock_unix_input_stream_close_finish;
@@ -383,9 +1037,38 @@ lsock_unix_output_stream_write (GOutputStream  *stream,
                                 GCancellable   *cancellable,
                                 GError        **error)
 {
-  LsockUnixOutputStream *self = LSOCK_UNIX_OUTPUT_STREAM (stream);
+  LsockUnixOutputStream *self = (LsockUnixOutputStream *) stream;
 
   return conn_io (self->conn, DIRECTION_WRITE, (void *) buffer, count, TRUE, cancellable, error);
+}
+
+static void
+lsock_unix_output_stream_write_async (GOutputStream       *stream,
+                                      const void          *buffer,
+                                      gsize                count,
+                                      int                  io_priority,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data)
+{
+  LsockUnixOutputStream *self = LSOCK_UNIX_OUTPUT_STREAM (stream);
+
+  if (!conn_can_io_async (self->conn, cancellable))
+    {
+      G_OUTPUT_STREAM_CLASS (lsock_unix_output_stream_parent_class)->
+        write_async (stream, buffer, count, io_priority, cancellable, callback, user_data);
+      return;
+    }
+  conn_io_async (self->conn, stream, DIRECTION_WRITE, (void *) buffer, count, io_priority,
+                 callback, user_data, lsock_unix_output_stream_write_async);
+}
+
+static gssize
+lsock_unix_output_stream_write_finish (GOutputStream  *stream,
+                                       GAsyncResult   *result,
+                                       GError        **error)
+{
+  return conn_io_finish (stream, result, error);
 }
 
 static gboolean
@@ -463,6 +1146,8 @@ lsock_unix_output_stream_class_init (LsockUnixOutputStreamClass *klass)
 
   object_class->finalize = lsock_unix_output_stream_finalize;
   output_class->write_fn = lsock_unix_output_stream_write;
+  output_class->write_async = lsock_unix_output_stream_write_async;
+  output_class->write_finish = lsock_unix_output_stream_write_finish;
   output_class->close_fn = lsock_unix_output_stream_close;
   output_class->close_async = lsock_unix_output_stream_close_async;
   output_class->close_finish = lsock_unix_output_stream_close_finish;
@@ -500,7 +1185,26 @@ void
 _lsock_conn_close_impl (LsockConn *conn,
                         gboolean   pending_io)
 {
-  int fd = g_atomic_int_exchange (&conn->fd, -1);
+  int fd;
+
+#ifdef HAVE_EPOLL
+  /* Leave the reactor before the fd goes (a copy of it in a child process
+   * would keep the registration alive). Operations pending there see the
+   * closed stream when shutdown() wakes them. */
+  if (!pending_io)
+    conn_unwatch (conn);
+  if (g_atomic_ref_count_compare (&conn->ref_count, 0) && conn->backend != NULL)
+    {
+      ConnWatch *watch = conn->backend;
+
+      conn_unwatch (conn);
+      g_clear_object (&watch->spare[DIRECTION_READ]);
+      g_clear_object (&watch->spare[DIRECTION_WRITE]);
+      g_clear_pointer (&conn->backend, g_free);
+    }
+#endif
+
+  fd = g_atomic_int_exchange (&conn->fd, -1);
 
   if (fd >= 0 && pending_io)
     {
@@ -628,6 +1332,24 @@ _lsock_stream_connect_impl (LsockName     *name,
 
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
+
+  /* With nothing to cancel it, a blocking connect() is the whole job: on a
+   * full backlog the kernel waits for room, and the stream needs a
+   * blocking fd anyway, so no fcntl() either side of it */
+  if (cancellable == NULL)
+    {
+      fd = _lsock_unix_socket (FALSE, error);
+      if (fd < 0)
+        return FALSE;
+      if (try_connect (fd, &addr, addr_len, &errsv) == CONNECT_DONE)
+        {
+          *out_fd = fd;
+          return TRUE;
+        }
+      set_connect_error (name, errsv, error);
+      close (fd);
+      return FALSE;
+    }
 
   fd = _lsock_unix_socket (TRUE, error);
   if (fd < 0)
