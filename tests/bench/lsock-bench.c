@@ -1,0 +1,2101 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * lsock-bench: what lsock-gobject costs on top of the kernel.
+ *
+ * Every figure runs the same client and server code against a raw-syscall
+ * baseline written here, against lsock through its public API and, where
+ * it is the natural comparison, against plain GIO. Server and client are
+ * separate processes (fork), so --pin places both sides alike. Variants are
+ * interleaved (raw, lsock, gio, raw, lsock, gio, …) and each figure is the
+ * median of the repetitions, with min–max.
+ *
+ *   lsock-bench [--quick|--full|--smoke] [--reps N] [--pin]
+ *               [--pin-server=CPU] [--pin-client=CPU] [--only NAME[,NAME…]]
+ *               [--iters N]
+ *
+ * --smoke runs every figure once at tiny sizes and only checks correctness
+ * (bytes counted, echoes verified, every client served): that is what the
+ * test suite runs. Timings are never asserted.
+ *
+ * LSOCK_BENCH_PY (and LSOCK_BENCH_PYTHON) name py-bulk.py and its
+ * interpreter; LSOCK_BENCH_VARIANTS=lsock,… runs only those variants (to
+ * profile one side); LSOCK_BENCH_DEBUG=1 prints every run's raw results.
+ * docs/performance.md has the method and the numbers.
+ */
+#include "config.h"
+
+#include <lsock-gobject/lsock.h>
+#include <gio/gunixsocketaddress.h>
+#include <glib-unix.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <locale.h>
+#include <malloc.h>
+#include <math.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MSG_SIZE 64
+
+typedef enum {
+  V_RAW,
+  V_LSOCK,
+  V_LSOCK_ASYNC,
+  V_GIO,
+  V_GSOCKET,
+  N_VARIANTS
+} Variant;
+
+static const char *variant_names[N_VARIANTS] = {
+  "raw", "lsock", "lsock-async", "gio", "gsocket",
+};
+
+typedef struct
+{
+  char    name[80];      /* abstract socket name, without the leading NUL/@ */
+  Variant variant;
+  gsize   total_bytes;   /* bulk */
+  gsize   chunk;         /* bulk */
+  guint   iters;         /* ping-pong round trips, connections */
+  guint   n_clients;     /* echo, memory */
+  double  duration;      /* echo: measured window, seconds */
+} Params;
+
+/* What a child reports to the parent */
+typedef struct
+{
+  gboolean ok;
+  double   v[4];
+  char     message[160];
+} Result;
+
+static struct
+{
+  int      mode_smoke;
+  int      mode_full;
+  int      reps;
+  int      pin_server;
+  int      pin_client;
+  char    *only;
+} opt = { 0, 0, 0, -1, -1, NULL };
+
+/* ---------------------------------------------------------------------- */
+/* Helpers */
+
+static double
+now_s (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void
+pin_self (int cpu)
+{
+  cpu_set_t set;
+
+  if (cpu < 0)
+    return;
+  CPU_ZERO (&set);
+  CPU_SET (cpu, &set);
+  if (sched_setaffinity (0, sizeof set, &set) != 0)
+    fprintf (stderr, "lsock-bench: cannot pin to CPU %d: %s\n", cpu, strerror (errno));
+}
+
+static void
+raise_nofile (void)
+{
+  struct rlimit rl;
+
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+    {
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit (RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void G_GNUC_NORETURN G_GNUC_PRINTF (1, 2)
+die (const char *format, ...)
+{
+  va_list ap;
+
+  va_start (ap, format);
+  fprintf (stderr, "lsock-bench[%d]: ", (int) getpid ());
+  vfprintf (stderr, format, ap);
+  fputc ('\n', stderr);
+  va_end (ap);
+  _exit (2);
+}
+
+static socklen_t
+raw_addr (const char         *name,
+          struct sockaddr_un *addr)
+{
+  gsize len = strlen (name);
+
+  memset (addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  addr->sun_path[0] = '\0';
+  memcpy (addr->sun_path + 1, name, len);
+  return offsetof (struct sockaddr_un, sun_path) + 1 + len;
+}
+
+static int
+raw_listen (const char *name,
+            gboolean    nonblocking)
+{
+  struct sockaddr_un addr;
+  socklen_t len = raw_addr (name, &addr);
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+
+  if (fd < 0 || bind (fd, (struct sockaddr *) &addr, len) != 0 || listen (fd, SOMAXCONN) != 0)
+    die ("raw listen: %s", strerror (errno));
+  return fd;
+}
+
+static int
+raw_connect (const char *name)
+{
+  struct sockaddr_un addr;
+  socklen_t len = raw_addr (name, &addr);
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  if (fd < 0)
+    die ("socket: %s", strerror (errno));
+  while (connect (fd, (struct sockaddr *) &addr, len) != 0)
+    {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN)
+        {
+          g_usleep (100);
+          continue;
+        }
+      die ("raw connect: %s", strerror (errno));
+    }
+  return fd;
+}
+
+static void
+raw_write_all (int         fd,
+               const void *buf,
+               gsize       len)
+{
+  const char *p = buf;
+
+  while (len > 0)
+    {
+      ssize_t n = send (fd, p, len, MSG_NOSIGNAL);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        die ("raw write: %s", strerror (errno));
+      p += n;
+      len -= n;
+    }
+}
+
+/* Returns FALSE on EOF at a message boundary */
+static gboolean
+raw_read_full (int   fd,
+               void *buf,
+               gsize len)
+{
+  char *p = buf;
+  gsize got = 0;
+
+  while (got < len)
+    {
+      ssize_t n = recv (fd, p + got, len - got, 0);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        die ("raw read: %s", strerror (errno));
+      if (n == 0)
+        {
+          if (got == 0)
+            return FALSE;
+          die ("raw read: short message");
+        }
+      got += n;
+    }
+  return TRUE;
+}
+
+static void
+ctl_send (int  fd,
+          char c)
+{
+  while (write (fd, &c, 1) != 1)
+    if (errno != EINTR)
+      die ("control write: %s", strerror (errno));
+}
+
+static char
+ctl_wait (int fd)
+{
+  char c;
+  ssize_t n;
+
+  do
+    n = read (fd, &c, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1)
+    die ("control read: %s", n == 0 ? "EOF" : strerror (errno));
+  return c;
+}
+
+static LsockName *
+lsock_name_for (const Params *p)
+{
+  g_autofree char *s = g_strdup_printf ("@%s", p->name);
+  GError *error = NULL;
+  LsockName *name = lsock_name_parse (s, &error);
+
+  if (name == NULL)
+    die ("lsock name: %s", error->message);
+  return name;
+}
+
+static GSocketAddress *
+gio_address_for (const Params *p)
+{
+  return g_unix_socket_address_new_with_type (p->name, -1, G_UNIX_SOCKET_ADDRESS_ABSTRACT);
+}
+
+static LsockListener *
+lsock_listen (const Params *p)
+{
+  g_autoptr(LsockName) name = lsock_name_for (p);
+  GError *error = NULL;
+  LsockListener *listener = lsock_listener_new (name, &error);
+
+  if (listener == NULL)
+    die ("lsock listen: %s", error->message);
+  return listener;
+}
+
+static LsockStream *
+lsock_connect (const Params *p)
+{
+  g_autoptr(LsockName) name = lsock_name_for (p);
+  GError *error = NULL;
+  LsockStream *stream;
+
+  for (;;)
+    {
+      stream = lsock_stream_connect (name, NULL, &error);
+      if (stream != NULL)
+        return stream;
+      die ("lsock connect: %s", error->message);
+    }
+}
+
+static GSocketListener *
+gio_listen (const Params *p)
+{
+  GSocketListener *listener = g_socket_listener_new ();
+  g_autoptr(GSocketAddress) address = gio_address_for (p);
+  GError *error = NULL;
+
+  if (!g_socket_listener_add_address (listener, address, G_SOCKET_TYPE_STREAM,
+                                      G_SOCKET_PROTOCOL_DEFAULT, NULL, NULL, &error))
+    die ("gio listen: %s", error->message);
+  return listener;
+}
+
+static GSocketConnection *
+gio_connect (GSocketClient *client,
+             const Params  *p)
+{
+  g_autoptr(GSocketAddress) address = gio_address_for (p);
+  GError *error = NULL;
+  GSocketConnection *connection;
+
+  connection = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, &error);
+  if (connection == NULL)
+    die ("gio connect: %s", error->message);
+  return connection;
+}
+
+/* GIO stream helpers (lsock and GIO alike) */
+static void
+stream_write_all (GOutputStream *out,
+                  const void    *buf,
+                  gsize          len)
+{
+  GError *error = NULL;
+
+  if (!g_output_stream_write_all (out, buf, len, NULL, NULL, &error))
+    die ("write: %s", error->message);
+}
+
+static gboolean
+stream_read_full (GInputStream *in,
+                  void         *buf,
+                  gsize         len)
+{
+  char *p = buf;
+  gsize got = 0;
+  GError *error = NULL;
+
+  while (got < len)
+    {
+      gssize n = g_input_stream_read (in, p + got, len - got, NULL, &error);
+
+      if (n < 0)
+        die ("read: %s", error->message);
+      if (n == 0)
+        {
+          if (got == 0)
+            return FALSE;
+          die ("read: short message");
+        }
+      got += n;
+    }
+  return TRUE;
+}
+
+static gsize
+mem_in_use (void)
+{
+  struct mallinfo2 mi = mallinfo2 ();
+
+  return mi.uordblks + mi.hblkhd;
+}
+
+static int
+count_fds (void)
+{
+  DIR *dir = opendir ("/proc/self/fd");
+  struct dirent *de;
+  int n = 0;
+
+  if (dir == NULL)
+    return -1;
+  while ((de = readdir (dir)) != NULL)
+    if (de->d_name[0] != '.')
+      n++;
+  closedir (dir);
+  return n - 1;  /* the directory's own fd */
+}
+
+/* ---------------------------------------------------------------------- */
+/* Running a server and a client */
+
+typedef void (*SideFunc) (const Params *p, int ctl, Result *result);
+
+static int name_counter;
+
+static pid_t
+spawn_side (SideFunc      func,
+            const Params *p,
+            int           ctl,
+            int           other_ctl,
+            int           cpu,
+            int          *out_result_fd)
+{
+  int pipefd[2];
+  pid_t pid;
+
+  if (pipe2 (pipefd, O_CLOEXEC) != 0)
+    die ("pipe: %s", strerror (errno));
+  fflush (stdout);
+  fflush (stderr);
+  pid = fork ();
+  if (pid < 0)
+    die ("fork: %s", strerror (errno));
+  if (pid == 0)
+    {
+      Result result = { .ok = TRUE };
+
+      close (pipefd[0]);
+      close (other_ctl);
+      pin_self (cpu);
+      raise_nofile ();
+      func (p, ctl, &result);
+      if (write (pipefd[1], &result, sizeof result) != sizeof result)
+        _exit (3);
+      _exit (0);
+    }
+  close (pipefd[1]);
+  *out_result_fd = pipefd[0];
+  return pid;
+}
+
+static gboolean
+collect (pid_t   pid,
+         int     fd,
+         Result *result)
+{
+  int status;
+  ssize_t n;
+
+  memset (result, 0, sizeof *result);
+  do
+    n = read (fd, result, sizeof *result);
+  while (n < 0 && errno == EINTR);
+  close (fd);
+  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (n != sizeof *result)
+    {
+      result->ok = FALSE;
+      g_snprintf (result->message, sizeof result->message, "child %s",
+                  WIFSIGNALED (status) ? g_strsignal (WTERMSIG (status)) : "failed");
+    }
+  return result->ok;
+}
+
+/* Runs @server and @client with a fresh name; returns FALSE if either failed */
+static gboolean
+run_pair (SideFunc  server,
+          SideFunc  client,
+          Params   *p,
+          Result   *server_result,
+          Result   *client_result)
+{
+  int ctl[2];
+  int sfd, cfd;
+  pid_t spid, cpid;
+  gboolean ok;
+
+  g_snprintf (p->name, sizeof p->name, "lsock-bench-%d-%d", (int) getpid (), ++name_counter);
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) != 0)
+    die ("socketpair: %s", strerror (errno));
+  spid = spawn_side (server, p, ctl[0], ctl[1], opt.pin_server, &sfd);
+  cpid = spawn_side (client, p, ctl[1], ctl[0], opt.pin_client, &cfd);
+  close (ctl[0]);
+  close (ctl[1]);
+  ok = collect (cpid, cfd, client_result);
+  ok = collect (spid, sfd, server_result) && ok;
+  return ok;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Bulk throughput: the client writes total_bytes in chunks, the server
+ * reads them in chunks and acknowledges the end with one byte. */
+
+static void
+bulk_server (const Params *p,
+             int           ctl,
+             Result       *r)
+{
+  g_autofree char *buf = g_malloc (p->chunk);
+  gsize total = 0;
+
+  if (p->variant == V_RAW)
+    {
+      int lfd = raw_listen (p->name, FALSE);
+      int fd;
+      ssize_t n;
+
+      ctl_send (ctl, 'R');
+      fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
+      if (fd < 0)
+        die ("accept: %s", strerror (errno));
+      while ((n = recv (fd, buf, p->chunk, 0)) != 0)
+        {
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n < 0)
+            die ("read: %s", strerror (errno));
+          total += n;
+        }
+      raw_write_all (fd, "k", 1);
+      close (fd);
+      close (lfd);
+    }
+  else
+    {
+      g_autoptr(GIOStream) stream = NULL;
+      g_autoptr(GObject) listener = NULL;
+      GInputStream *in;
+      GError *error = NULL;
+      gssize n;
+
+      if (p->variant == V_GIO)
+        {
+          listener = G_OBJECT (gio_listen (p));
+          ctl_send (ctl, 'R');
+          stream = G_IO_STREAM (g_socket_listener_accept (G_SOCKET_LISTENER (listener),
+                                                          NULL, NULL, &error));
+        }
+      else
+        {
+          listener = G_OBJECT (lsock_listen (p));
+          ctl_send (ctl, 'R');
+          stream = G_IO_STREAM (lsock_listener_accept (LSOCK_LISTENER (listener), NULL, &error));
+        }
+      if (stream == NULL)
+        die ("accept: %s", error->message);
+      in = g_io_stream_get_input_stream (stream);
+      while ((n = g_input_stream_read (in, buf, p->chunk, NULL, &error)) != 0)
+        {
+          if (n < 0)
+            die ("read: %s", error->message);
+          total += n;
+        }
+      stream_write_all (g_io_stream_get_output_stream (stream), "k", 1);
+    }
+
+  if (total != p->total_bytes)
+    {
+      r->ok = FALSE;
+      g_snprintf (r->message, sizeof r->message, "bulk: received %" G_GSIZE_FORMAT
+                  " of %" G_GSIZE_FORMAT " bytes", total, p->total_bytes);
+    }
+}
+
+static void
+bulk_client (const Params *p,
+             int           ctl,
+             Result       *r)
+{
+  g_autofree char *buf = g_malloc (p->chunk);
+  gsize sent = 0;
+  double t0, t1;
+  char ack = 0;
+
+  memset (buf, 'x', p->chunk);
+  ctl_wait (ctl);
+
+  if (p->variant == V_RAW)
+    {
+      int fd = raw_connect (p->name);
+
+      t0 = now_s ();
+      while (sent < p->total_bytes)
+        {
+          gsize len = MIN (p->chunk, p->total_bytes - sent);
+          ssize_t n = send (fd, buf, len, MSG_NOSIGNAL);
+
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n <= 0)
+            die ("write: %s", strerror (errno));
+          sent += n;
+        }
+      shutdown (fd, SHUT_WR);
+      if (!raw_read_full (fd, &ack, 1))
+        die ("bulk: no acknowledgement");
+      t1 = now_s ();
+      close (fd);
+    }
+  else
+    {
+      g_autoptr(GIOStream) stream = NULL;
+      g_autoptr(GSocketClient) client = NULL;
+      GOutputStream *out;
+      GError *error = NULL;
+
+      if (p->variant == V_GIO)
+        {
+          client = g_socket_client_new ();
+          stream = G_IO_STREAM (gio_connect (client, p));
+        }
+      else
+        stream = G_IO_STREAM (lsock_connect (p));
+      out = g_io_stream_get_output_stream (stream);
+
+      t0 = now_s ();
+      while (sent < p->total_bytes)
+        {
+          gsize len = MIN (p->chunk, p->total_bytes - sent);
+          gssize n = g_output_stream_write (out, buf, len, NULL, &error);
+
+          if (n <= 0)
+            die ("write: %s", error ? error->message : "0 bytes");
+          sent += n;
+        }
+      if (p->variant == V_GIO)
+        {
+          if (!g_socket_shutdown (g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream)),
+                                  FALSE, TRUE, &error))
+            die ("shutdown: %s", error->message);
+        }
+      else if (!lsock_stream_shutdown (LSOCK_STREAM (stream), FALSE, TRUE, &error))
+        die ("shutdown: %s", error->message);
+      if (!stream_read_full (g_io_stream_get_input_stream (stream), &ack, 1))
+        die ("bulk: no acknowledgement");
+      t1 = now_s ();
+    }
+
+  if (ack != 'k')
+    {
+      r->ok = FALSE;
+      g_strlcpy (r->message, "bulk: bad acknowledgement", sizeof r->message);
+    }
+  r->v[0] = p->total_bytes / (t1 - t0) / 1e6;  /* MB/s */
+}
+
+/* ---------------------------------------------------------------------- */
+/* 64-byte ping-pong */
+
+static void
+pingpong_server (const Params *p,
+                 int           ctl,
+                 Result       *r)
+{
+  char buf[MSG_SIZE];
+
+  if (p->variant == V_RAW)
+    {
+      int lfd = raw_listen (p->name, FALSE);
+      int fd;
+
+      ctl_send (ctl, 'R');
+      fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
+      if (fd < 0)
+        die ("accept: %s", strerror (errno));
+      while (raw_read_full (fd, buf, sizeof buf))
+        raw_write_all (fd, buf, sizeof buf);
+      close (fd);
+      close (lfd);
+    }
+  else
+    {
+      g_autoptr(GIOStream) stream = NULL;
+      g_autoptr(GObject) listener = NULL;
+      GInputStream *in;
+      GOutputStream *out;
+      GError *error = NULL;
+
+      if (p->variant == V_GIO)
+        {
+          listener = G_OBJECT (gio_listen (p));
+          ctl_send (ctl, 'R');
+          stream = G_IO_STREAM (g_socket_listener_accept (G_SOCKET_LISTENER (listener),
+                                                          NULL, NULL, &error));
+        }
+      else
+        {
+          listener = G_OBJECT (lsock_listen (p));
+          ctl_send (ctl, 'R');
+          stream = G_IO_STREAM (lsock_listener_accept (LSOCK_LISTENER (listener), NULL, &error));
+        }
+      if (stream == NULL)
+        die ("accept: %s", error->message);
+      in = g_io_stream_get_input_stream (stream);
+      out = g_io_stream_get_output_stream (stream);
+      while (stream_read_full (in, buf, sizeof buf))
+        stream_write_all (out, buf, sizeof buf);
+    }
+}
+
+static void
+pingpong_client (const Params *p,
+                 int           ctl,
+                 Result       *r)
+{
+  char buf[MSG_SIZE];
+  char reply[MSG_SIZE];
+  double t0, t1;
+
+  memset (buf, 'p', sizeof buf);
+  ctl_wait (ctl);
+
+  if (p->variant == V_RAW)
+    {
+      int fd = raw_connect (p->name);
+
+      t0 = now_s ();
+      for (guint i = 0; i < p->iters; i++)
+        {
+          buf[0] = (char) i;
+          raw_write_all (fd, buf, sizeof buf);
+          if (!raw_read_full (fd, reply, sizeof reply) || memcmp (buf, reply, sizeof buf) != 0)
+            die ("ping-pong: bad reply");
+        }
+      t1 = now_s ();
+      close (fd);
+    }
+  else
+    {
+      g_autoptr(GIOStream) stream = NULL;
+      g_autoptr(GSocketClient) client = NULL;
+      GInputStream *in;
+      GOutputStream *out;
+
+      if (p->variant == V_GIO)
+        {
+          client = g_socket_client_new ();
+          stream = G_IO_STREAM (gio_connect (client, p));
+        }
+      else
+        stream = G_IO_STREAM (lsock_connect (p));
+      in = g_io_stream_get_input_stream (stream);
+      out = g_io_stream_get_output_stream (stream);
+
+      t0 = now_s ();
+      for (guint i = 0; i < p->iters; i++)
+        {
+          buf[0] = (char) i;
+          stream_write_all (out, buf, sizeof buf);
+          if (!stream_read_full (in, reply, sizeof reply) || memcmp (buf, reply, sizeof buf) != 0)
+            die ("ping-pong: bad reply");
+        }
+      t1 = now_s ();
+    }
+
+  r->v[0] = (t1 - t0) / p->iters * 1e6;  /* µs per round trip */
+}
+
+/* ---------------------------------------------------------------------- */
+/* connect + accept + one 64-byte round trip, one connection at a time.
+ * The raw server is a single-thread blocking accept loop. */
+
+typedef struct
+{
+  LsockListener *listener;
+  GMainLoop     *loop;
+  guint          left;
+} AsyncAcceptState;
+
+static void async_accept_cb (GObject *source, GAsyncResult *result, gpointer user_data);
+
+static void
+async_accept_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  AsyncAcceptState *st = user_data;
+  GError *error = NULL;
+  g_autoptr(LsockStream) stream = lsock_listener_accept_finish (st->listener, result, &error);
+  char buf[MSG_SIZE];
+
+  if (stream == NULL)
+    die ("accept_async: %s", error->message);
+  /* The peer writes at once: a blocking read here costs no more than
+   * another trip round the main loop would */
+  if (!stream_read_full (g_io_stream_get_input_stream (G_IO_STREAM (stream)), buf, sizeof buf))
+    die ("connect: no request");
+  stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (stream)), buf, sizeof buf);
+  g_io_stream_close (G_IO_STREAM (stream), NULL, NULL);
+
+  if (--st->left == 0)
+    g_main_loop_quit (st->loop);
+  else
+    lsock_listener_accept_async (st->listener, NULL, async_accept_cb, st);
+}
+
+static void
+connect_server (const Params *p,
+                int           ctl,
+                Result       *r)
+{
+  char buf[MSG_SIZE];
+  GError *error = NULL;
+
+  if (p->variant == V_RAW)
+    {
+      int lfd = raw_listen (p->name, FALSE);
+
+      ctl_send (ctl, 'R');
+      for (guint i = 0; i < p->iters; i++)
+        {
+          int fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
+
+          if (fd < 0)
+            die ("accept: %s", strerror (errno));
+          if (!raw_read_full (fd, buf, sizeof buf))
+            die ("connect: no request");
+          raw_write_all (fd, buf, sizeof buf);
+          close (fd);
+        }
+      close (lfd);
+    }
+  else if (p->variant == V_LSOCK)
+    {
+      g_autoptr(LsockListener) listener = lsock_listen (p);
+
+      ctl_send (ctl, 'R');
+      for (guint i = 0; i < p->iters; i++)
+        {
+          g_autoptr(LsockStream) stream = lsock_listener_accept (listener, NULL, &error);
+
+          if (stream == NULL)
+            die ("accept: %s", error->message);
+          if (!stream_read_full (g_io_stream_get_input_stream (G_IO_STREAM (stream)), buf, sizeof buf))
+            die ("connect: no request");
+          stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (stream)), buf, sizeof buf);
+          g_io_stream_close (G_IO_STREAM (stream), NULL, NULL);
+        }
+    }
+  else if (p->variant == V_LSOCK_ASYNC)
+    {
+      GMainContext *context = g_main_context_new ();
+      AsyncAcceptState st = { 0 };
+
+      g_main_context_push_thread_default (context);
+      st.listener = lsock_listen (p);
+      st.loop = g_main_loop_new (context, FALSE);
+      st.left = p->iters;
+      ctl_send (ctl, 'R');
+      lsock_listener_accept_async (st.listener, NULL, async_accept_cb, &st);
+      g_main_loop_run (st.loop);
+      g_main_loop_unref (st.loop);
+      g_object_unref (st.listener);
+      g_main_context_pop_thread_default (context);
+      g_main_context_unref (context);
+    }
+  else
+    {
+      g_autoptr(GSocketListener) listener = gio_listen (p);
+
+      ctl_send (ctl, 'R');
+      for (guint i = 0; i < p->iters; i++)
+        {
+          g_autoptr(GSocketConnection) stream = g_socket_listener_accept (listener, NULL, NULL, &error);
+
+          if (stream == NULL)
+            die ("accept: %s", error->message);
+          if (!stream_read_full (g_io_stream_get_input_stream (G_IO_STREAM (stream)), buf, sizeof buf))
+            die ("connect: no request");
+          stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (stream)), buf, sizeof buf);
+          g_io_stream_close (G_IO_STREAM (stream), NULL, NULL);
+        }
+    }
+}
+
+static void
+connect_client (const Params *p,
+                int           ctl,
+                Result       *r)
+{
+  char buf[MSG_SIZE];
+  g_autoptr(GSocketClient) client = NULL;
+  g_autoptr(LsockName) name = NULL;
+  GError *error = NULL;
+  double t0, t1;
+
+  memset (buf, 'c', sizeof buf);
+  if (p->variant == V_GIO)
+    client = g_socket_client_new ();
+  else if (p->variant != V_RAW)
+    name = lsock_name_for (p);
+  ctl_wait (ctl);
+
+  t0 = now_s ();
+  for (guint i = 0; i < p->iters; i++)
+    {
+      if (p->variant == V_RAW)
+        {
+          int fd = raw_connect (p->name);
+
+          raw_write_all (fd, buf, sizeof buf);
+          if (!raw_read_full (fd, buf, sizeof buf))
+            die ("connect: no reply");
+          close (fd);
+        }
+      else
+        {
+          g_autoptr(GIOStream) stream = NULL;
+
+          if (p->variant == V_GIO)
+            stream = G_IO_STREAM (gio_connect (client, p));
+          else
+            stream = G_IO_STREAM (lsock_stream_connect (name, NULL, &error));
+          if (stream == NULL)
+            die ("connect: %s", error->message);
+          stream_write_all (g_io_stream_get_output_stream (stream), buf, sizeof buf);
+          if (!stream_read_full (g_io_stream_get_input_stream (stream), buf, sizeof buf))
+            die ("connect: no reply");
+          g_io_stream_close (stream, NULL, NULL);
+        }
+    }
+  t1 = now_s ();
+
+  if (buf[0] != 'c')
+    {
+      r->ok = FALSE;
+      g_strlcpy (r->message, "connect: bad reply", sizeof r->message);
+    }
+  r->v[0] = p->iters / (t1 - t0);  /* connections per second */
+}
+
+/* ---------------------------------------------------------------------- */
+/* Echo service on one thread: the raw baseline is an epoll server; lsock's
+ * is LsockListener::incoming plus async reads and writes on a GMainContext.
+ * The client process keeps n_clients connections in a closed loop (one
+ * 64-byte message in flight on each), multiplexed with epoll. */
+
+#define ECHO_BUF 4096
+
+typedef struct
+{
+  int    fd;
+  gsize  pending_len;   /* bytes read but not yet written back */
+  gsize  pending_off;
+  char   buf[ECHO_BUF];
+} RawEchoConn;
+
+static void
+raw_echo_conn_free (gpointer data)
+{
+  RawEchoConn *c = data;
+
+  close (c->fd);
+  g_free (c);
+}
+
+static void
+echo_server_raw (const Params *p,
+                 int           ctl)
+{
+  int lfd = raw_listen (p->name, TRUE);
+  int ep = epoll_create1 (EPOLL_CLOEXEC);
+  struct epoll_event ev, events[256];
+  gboolean running = TRUE;
+  GHashTable *live = g_hash_table_new_full (NULL, NULL, NULL, raw_echo_conn_free);
+
+  ev.events = EPOLLIN;
+  ev.data.ptr = NULL;
+  epoll_ctl (ep, EPOLL_CTL_ADD, lfd, &ev);
+  ev.events = EPOLLIN;
+  ev.data.ptr = &ctl;
+  epoll_ctl (ep, EPOLL_CTL_ADD, ctl, &ev);
+  ctl_send (ctl, 'R');
+
+  /* After the client's 'Q', only until its connections have all ended */
+  while (running || g_hash_table_size (live) > 0)
+    {
+      int n = epoll_wait (ep, events, G_N_ELEMENTS (events), running ? -1 : 2000);
+
+      if (n == 0)
+        break;
+
+      for (int i = 0; i < n; i++)
+        {
+          RawEchoConn *c = events[i].data.ptr;
+
+          if (c == NULL)
+            {
+              for (int k = 0; k < 64; k++)
+                {
+                  int fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+                  if (fd < 0)
+                    break;
+                  c = g_new (RawEchoConn, 1);
+                  g_hash_table_add (live, c);
+                  c->fd = fd;
+                  c->pending_len = c->pending_off = 0;
+                  ev.events = EPOLLIN;
+                  ev.data.ptr = c;
+                  epoll_ctl (ep, EPOLL_CTL_ADD, fd, &ev);
+                }
+              continue;
+            }
+          if ((gpointer) c == (gpointer) &ctl)
+            {
+              running = FALSE;
+              epoll_ctl (ep, EPOLL_CTL_DEL, ctl, NULL);
+              continue;
+            }
+
+          if (c->pending_len == 0)
+            {
+              ssize_t r = recv (c->fd, c->buf, sizeof c->buf, 0);
+
+              if (r <= 0)
+                {
+                  if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                    continue;
+                  epoll_ctl (ep, EPOLL_CTL_DEL, c->fd, NULL);
+                  g_hash_table_remove (live, c);
+                  continue;
+                }
+              c->pending_len = r;
+              c->pending_off = 0;
+            }
+          while (c->pending_off < c->pending_len)
+            {
+              ssize_t w = send (c->fd, c->buf + c->pending_off,
+                                c->pending_len - c->pending_off, MSG_NOSIGNAL);
+
+              if (w < 0 && errno == EINTR)
+                continue;
+              if (w < 0)
+                break;
+              c->pending_off += w;
+            }
+          if (c->pending_off == c->pending_len)
+            {
+              c->pending_len = 0;
+              if (events[i].events & EPOLLOUT)
+                {
+                  ev.events = EPOLLIN;
+                  ev.data.ptr = c;
+                  epoll_ctl (ep, EPOLL_CTL_MOD, c->fd, &ev);
+                }
+            }
+          else
+            {
+              ev.events = EPOLLOUT;
+              ev.data.ptr = c;
+              epoll_ctl (ep, EPOLL_CTL_MOD, c->fd, &ev);
+            }
+        }
+    }
+  g_hash_table_unref (live);
+  close (ep);
+  close (lfd);
+}
+
+typedef struct
+{
+  LsockStream   *stream;
+  GInputStream  *in;
+  GOutputStream *out;
+  gsize          len;
+  gsize          off;
+  char           buf[ECHO_BUF];
+} LsockEchoConn;
+
+static void echo_read_cb (GObject *source, GAsyncResult *result, gpointer user_data);
+
+static guint echo_live;          /* connections open in the lsock server */
+static GMainLoop *echo_loop;
+static gboolean echo_quitting;
+
+static void
+echo_conn_free (LsockEchoConn *c)
+{
+  g_object_unref (c->stream);
+  g_free (c);
+  if (--echo_live == 0 && echo_quitting)
+    g_main_loop_quit (echo_loop);
+}
+
+static void
+echo_write_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  LsockEchoConn *c = user_data;
+  gssize n = g_output_stream_write_finish (c->out, result, NULL);
+
+  if (n <= 0)
+    {
+      echo_conn_free (c);
+      return;
+    }
+  c->off += n;
+  if (c->off < c->len)
+    {
+      g_output_stream_write_async (c->out, c->buf + c->off, c->len - c->off,
+                                   G_PRIORITY_DEFAULT, NULL, echo_write_cb, c);
+      return;
+    }
+  g_input_stream_read_async (c->in, c->buf, sizeof c->buf, G_PRIORITY_DEFAULT, NULL,
+                             echo_read_cb, c);
+}
+
+static void
+echo_read_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  LsockEchoConn *c = user_data;
+  gssize n = g_input_stream_read_finish (c->in, result, NULL);
+
+  if (n <= 0)
+    {
+      echo_conn_free (c);
+      return;
+    }
+  c->len = n;
+  c->off = 0;
+  g_output_stream_write_async (c->out, c->buf, n, G_PRIORITY_DEFAULT, NULL,
+                               echo_write_cb, c);
+}
+
+static gboolean
+echo_incoming_cb (LsockListener *listener,
+                  LsockStream   *stream,
+                  gpointer       user_data)
+{
+  LsockEchoConn *c = g_new (LsockEchoConn, 1);
+
+  echo_live++;
+  c->stream = g_object_ref (stream);
+  c->in = g_io_stream_get_input_stream (G_IO_STREAM (stream));
+  c->out = g_io_stream_get_output_stream (G_IO_STREAM (stream));
+  g_input_stream_read_async (c->in, c->buf, sizeof c->buf, G_PRIORITY_DEFAULT, NULL,
+                             echo_read_cb, c);
+  return TRUE;
+}
+
+static gboolean
+echo_quit_cb (int          fd,
+              GIOCondition condition,
+              gpointer     user_data)
+{
+  /* The client closed its connections first: quit once they have ended */
+  echo_quitting = TRUE;
+  if (echo_live == 0)
+    g_main_loop_quit (echo_loop);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+echo_server_lsock (const Params *p,
+                   int           ctl)
+{
+  GMainContext *context = g_main_context_new ();
+  GMainLoop *loop = g_main_loop_new (context, FALSE);
+  LsockListener *listener;
+  GSource *source;
+
+  echo_loop = loop;
+  g_main_context_push_thread_default (context);
+  listener = lsock_listen (p);
+  g_signal_connect (listener, "incoming", G_CALLBACK (echo_incoming_cb), NULL);
+  lsock_listener_start (listener);
+  source = g_unix_fd_source_new (ctl, G_IO_IN);
+  g_source_set_callback (source, (GSourceFunc) (void (*) (void)) echo_quit_cb, loop, NULL);
+  g_source_attach (source, context);
+  g_source_unref (source);
+  ctl_send (ctl, 'R');
+  g_main_loop_run (loop);
+  lsock_listener_close (listener);
+  g_object_unref (listener);
+  g_main_context_pop_thread_default (context);
+  g_main_loop_unref (loop);
+  g_main_context_unref (context);
+}
+
+static void
+echo_server (const Params *p,
+             int           ctl,
+             Result       *r)
+{
+  struct rusage ru;
+
+  if (p->variant == V_RAW)
+    echo_server_raw (p, ctl);
+  else
+    echo_server_lsock (p, ctl);
+  /* CPU time of the server, for LSOCK_BENCH_DEBUG */
+  getrusage (RUSAGE_SELF, &ru);
+  r->v[0] = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6;
+  r->v[1] = ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
+typedef struct
+{
+  int     fd;
+  guint   got;
+  guint   served;
+  guint32 seq;
+  double  sent_at;
+  char    msg[MSG_SIZE];
+  char    reply[MSG_SIZE];
+} EchoClient;
+
+static int
+cmp_double (const void *a,
+            const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+static int
+cmp_float (const void *a,
+           const void *b)
+{
+  float x = *(const float *) a, y = *(const float *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+static void
+echo_client_send (EchoClient *c)
+{
+  c->seq++;
+  memcpy (c->msg + 4, &c->seq, sizeof c->seq);
+  c->got = 0;
+  c->sent_at = now_s ();
+  /* 64 bytes into an empty socket buffer: never partial */
+  if (send (c->fd, c->msg, sizeof c->msg, MSG_NOSIGNAL) != sizeof c->msg)
+    die ("echo send: %s", strerror (errno));
+}
+
+static void
+echo_client (const Params *p,
+             int           ctl,
+             Result       *r)
+{
+  guint n = p->n_clients;
+  EchoClient *clients = g_new0 (EchoClient, n);
+  int ep = epoll_create1 (EPOLL_CLOEXEC);
+  struct epoll_event ev, events[512];
+  GArray *rtts = g_array_sized_new (FALSE, FALSE, sizeof (float), 1 << 20);
+  /* duration 0 (--smoke): no time window, every client does p->iters round
+   * trips however long that takes (under valgrind, say) */
+  gboolean count_mode = p->duration <= 0;
+  double warmup = count_mode ? 0 : MIN (0.25, p->duration / 4);
+  double start, measure_from, measure_to;
+  guint64 count = 0;
+  guint served = 0, done = 0;
+
+  ctl_wait (ctl);
+  for (guint i = 0; i < n; i++)
+    {
+      clients[i].fd = raw_connect (p->name);
+      memset (clients[i].msg, 'e', sizeof clients[i].msg);
+      memcpy (clients[i].msg, &i, sizeof i);
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      fcntl (clients[i].fd, F_SETFL, O_NONBLOCK | O_RDWR);
+      ev.events = EPOLLIN;
+      ev.data.ptr = &clients[i];
+      epoll_ctl (ep, EPOLL_CTL_ADD, clients[i].fd, &ev);
+    }
+
+  start = now_s ();
+  measure_from = start + warmup;
+  measure_to = count_mode ? INFINITY : measure_from + p->duration;
+  for (guint i = 0; i < n; i++)
+    echo_client_send (&clients[i]);
+
+  while (done < n)
+    {
+      int k = epoll_wait (ep, events, G_N_ELEMENTS (events), 10000);
+
+      if (k == 0)
+        die ("echo: no reply for 10 s (%u of %u clients finished)", done, n);
+      for (int i = 0; i < k; i++)
+        {
+          EchoClient *c = events[i].data.ptr;
+          ssize_t got = recv (c->fd, c->reply + c->got, sizeof c->reply - c->got, 0);
+          double t;
+
+          if (got < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+          if (got <= 0)
+            die ("echo recv: %s", got == 0 ? "EOF" : strerror (errno));
+          c->got += got;
+          if (c->got < sizeof c->reply)
+            continue;
+          if (memcmp (c->reply, c->msg, sizeof c->msg) != 0)
+            die ("echo: reply differs from the message");
+
+          t = now_s ();
+          if (c->sent_at >= measure_from && t <= measure_to)
+            {
+              float us = (t - c->sent_at) * 1e6;
+
+              g_array_append_val (rtts, us);
+              count++;
+              if (c->served++ == 0)
+                served++;
+            }
+          if (count_mode ? c->served < p->iters : t < measure_to)
+            echo_client_send (c);
+          else
+            {
+              epoll_ctl (ep, EPOLL_CTL_DEL, c->fd, NULL);
+              done++;
+            }
+        }
+    }
+  /* Close first, so that the server sees every connection end before it
+   * is told to quit */
+  for (guint i = 0; i < n; i++)
+    close (clients[i].fd);
+  ctl_send (ctl, 'Q');
+
+  qsort (rtts->data, rtts->len, sizeof (float), cmp_float);
+  r->v[0] = count / (count_mode ? now_s () - start : p->duration);  /* messages per second */
+  r->v[1] = rtts->len ? g_array_index (rtts, float, (gsize) ((rtts->len - 1) * 0.99)) : 0;
+  r->v[2] = served;
+  if (served < n)
+    {
+      r->ok = FALSE;
+      g_snprintf (r->message, sizeof r->message, "echo: only %u of %u clients served", served, n);
+    }
+  close (ep);
+  g_array_unref (rtts);
+  g_free (clients);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Memory per idle connection: the server process keeps n_clients accepted
+ * connections and reports the heap in use (mallinfo2) and fds, per
+ * connection, after a warm-up. */
+
+#define MEM_WARMUP 32
+
+typedef struct
+{
+  GPtrArray *objects;
+} MemState;
+
+static gboolean
+mem_incoming_cb (LsockListener *listener,
+                 LsockStream   *stream,
+                 gpointer       user_data)
+{
+  g_ptr_array_add (((MemState *) user_data)->objects, g_object_ref (stream));
+  return TRUE;
+}
+
+static gboolean
+mem_gio_incoming_cb (GSocketService    *service,
+                     GSocketConnection *connection,
+                     GObject           *source_object,
+                     gpointer           user_data)
+{
+  g_ptr_array_add (((MemState *) user_data)->objects, g_object_ref (connection));
+  return TRUE;
+}
+
+static void
+mem_wait_for (MemState     *st,
+              GMainContext *context,
+              int           lfd,
+              guint         n)
+{
+  while (st->objects->len < n)
+    {
+      if (context != NULL)
+        g_main_context_iteration (context, TRUE);
+      else
+        {
+          GError *error = NULL;
+          int fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
+          GSocket *socket;
+
+          if (fd < 0)
+            die ("accept: %s", strerror (errno));
+          socket = g_socket_new_from_fd (fd, &error);
+          if (socket == NULL)
+            die ("g_socket_new_from_fd: %s", error->message);
+          g_ptr_array_add (st->objects, socket);
+        }
+    }
+}
+
+static void
+mem_server (const Params *p,
+            int           ctl,
+            Result       *r)
+{
+  GMainContext *context = NULL;
+  MemState st;
+  g_autoptr(GObject) listener = NULL;
+  int lfd = -1;
+  gsize heap0, heap1;
+  int fds0, fds1;
+
+  /* Room for the array up front, so it does not count */
+  st.objects = g_ptr_array_new_full (p->n_clients + MEM_WARMUP + 1, g_object_unref);
+
+  if (p->variant == V_LSOCK || p->variant == V_GIO)
+    {
+      context = g_main_context_new ();
+      g_main_context_push_thread_default (context);
+    }
+  if (p->variant == V_LSOCK)
+    {
+      listener = G_OBJECT (lsock_listen (p));
+      g_signal_connect (listener, "incoming", G_CALLBACK (mem_incoming_cb), &st);
+      lsock_listener_start (LSOCK_LISTENER (listener));
+    }
+  else if (p->variant == V_GIO)
+    {
+      g_autoptr(GSocketAddress) address = gio_address_for (p);
+      GError *error = NULL;
+
+      listener = G_OBJECT (g_socket_service_new ());
+      if (!g_socket_listener_add_address (G_SOCKET_LISTENER (listener), address,
+                                          G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT,
+                                          NULL, NULL, &error))
+        die ("gio listen: %s", error->message);
+      g_signal_connect (listener, "incoming", G_CALLBACK (mem_gio_incoming_cb), &st);
+      g_socket_service_start (G_SOCKET_SERVICE (listener));
+    }
+  else
+    lfd = raw_listen (p->name, FALSE);
+
+  ctl_send (ctl, 'R');
+  mem_wait_for (&st, context, lfd, MEM_WARMUP);
+  malloc_trim (0);
+  heap0 = mem_in_use ();
+  fds0 = count_fds ();
+  ctl_send (ctl, 'G');
+  mem_wait_for (&st, context, lfd, MEM_WARMUP + p->n_clients);
+  heap1 = mem_in_use ();
+  fds1 = count_fds ();
+
+  r->v[0] = ((double) heap1 - (double) heap0) / p->n_clients;
+  r->v[1] = (double) (fds1 - fds0) / p->n_clients;
+  ctl_send (ctl, 'D');
+  ctl_wait (ctl);
+
+  g_ptr_array_unref (st.objects);
+  if (lfd >= 0)
+    close (lfd);
+  if (p->variant == V_GIO)
+    g_socket_service_stop (G_SOCKET_SERVICE (listener));
+  g_clear_object (&listener);
+  if (context != NULL)
+    {
+      while (g_main_context_iteration (context, FALSE))
+        ;
+      g_main_context_pop_thread_default (context);
+      g_main_context_unref (context);
+    }
+}
+
+static void
+mem_client (const Params *p,
+            int           ctl,
+            Result       *r)
+{
+  guint total = p->n_clients + MEM_WARMUP;
+  int *fds = g_new (int, total);
+
+  ctl_wait (ctl);
+  for (guint i = 0; i < MEM_WARMUP; i++)
+    fds[i] = raw_connect (p->name);
+  ctl_wait (ctl);
+  for (guint i = MEM_WARMUP; i < total; i++)
+    fds[i] = raw_connect (p->name);
+  ctl_wait (ctl);
+  for (guint i = 0; i < total; i++)
+    close (fds[i]);
+  ctl_send (ctl, 'Q');
+  g_free (fds);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Figures and the table */
+
+typedef enum {
+  HIGHER_IS_BETTER,
+  LOWER_IS_BETTER,
+} Sense;
+
+typedef struct
+{
+  const char *name;        /* for --only */
+  const char *label;
+  const char *unit;
+  Sense       sense;
+  double      target;      /* ratio to raw; 0 = none */
+  const char *target_text;
+} FigureInfo;
+
+typedef struct
+{
+  GArray *values[N_VARIANTS];
+} Samples;
+
+static gboolean all_ok = TRUE;
+static GString *table;
+
+static double
+median_of (GArray *a,
+           double *out_min,
+           double *out_max)
+{
+  g_autofree double *v = NULL;
+  double m;
+
+  if (a == NULL || a->len == 0)
+    return NAN;
+  v = g_memdup2 (a->data, a->len * sizeof (double));
+  qsort (v, a->len, sizeof (double), cmp_double);
+  if (out_min)
+    *out_min = v[0];
+  if (out_max)
+    *out_max = v[a->len - 1];
+  m = a->len % 2 ? v[a->len / 2] : (v[a->len / 2 - 1] + v[a->len / 2]) / 2;
+  return m;
+}
+
+typedef struct
+{
+  int         index;        /* into Result.v */
+  const char *label;
+  const char *unit;
+  Sense       sense;
+  double      target;       /* ratio to raw for the lsock variants; 0 = none */
+  const char *target_text;
+} Metric;
+
+typedef struct
+{
+  const char *name;
+  const char *label;
+  SideFunc    server;
+  SideFunc    client;
+  gboolean    from_server;
+  Variant     baseline;
+  Variant     variants[4];
+  int         n_variants;
+  Metric      metrics[2];
+  int         n_metrics;
+  gboolean    must_serve_all;  /* echo at 4,096: a target of its own */
+} Figure;
+
+static gboolean
+figure_selected (const char *name)
+{
+  g_auto(GStrv) names = NULL;
+
+  if (opt.only == NULL)
+    return TRUE;
+  names = g_strsplit (opt.only, ",", -1);
+  for (int i = 0; names[i] != NULL; i++)
+    if (g_str_has_prefix (name, names[i]))
+      return TRUE;
+  return FALSE;
+}
+
+static char *
+format_value (double v)
+{
+  if (isnan (v))
+    return g_strdup ("—");
+  if (fabs (v) >= 10000)
+    return g_strdup_printf ("%.0f", v);
+  if (fabs (v) >= 100)
+    return g_strdup_printf ("%.1f", v);
+  if (fabs (v) >= 10)
+    return g_strdup_printf ("%.2f", v);
+  return g_strdup_printf ("%.3f", v);
+}
+
+static char *
+format_cell (GArray *a)
+{
+  double lo = NAN, hi = NAN;
+  double m = median_of (a, &lo, &hi);
+  g_autofree char *ms = format_value (m);
+  g_autofree char *los = format_value (lo);
+  g_autofree char *his = format_value (hi);
+
+  if (isnan (m))
+    return g_strdup ("—");
+  if (a->len == 1)
+    return g_strdup (ms);
+  return g_strdup_printf ("%s [%s–%s]", ms, los, his);
+}
+
+/* Ratio of medians, and the min–max of the per-repetition ratios */
+static double
+ratio_of (GArray *subject,
+          GArray *baseline,
+          double *out_lo,
+          double *out_hi)
+{
+  double lo = INFINITY, hi = -INFINITY;
+  guint n = MIN (subject->len, baseline->len);
+
+  for (guint i = 0; i < n; i++)
+    {
+      double r = g_array_index (subject, double, i) / g_array_index (baseline, double, i);
+
+      lo = MIN (lo, r);
+      hi = MAX (hi, r);
+    }
+  *out_lo = lo;
+  *out_hi = hi;
+  return median_of (subject, NULL, NULL) / median_of (baseline, NULL, NULL);
+}
+
+static void
+table_row (const char *figure,
+           const char *unit,
+           const char *baseline_name,
+           GArray     *baseline,
+           const char *subject_name,
+           GArray     *subject,
+           Sense       sense,
+           double      target,
+           const char *target_text,
+           gboolean    extra_ok)
+{
+  g_autofree char *bcell = format_cell (baseline);
+  g_autofree char *scell = format_cell (subject);
+  g_autofree char *ratio = NULL;
+  const char *verdict = "—";
+
+  if (baseline != NULL && baseline->len > 0 && subject->len > 0)
+    {
+      double lo, hi;
+      double r = ratio_of (subject, baseline, &lo, &hi);
+
+      ratio = subject->len > 1 ? g_strdup_printf ("%.3f [%.3f–%.3f]", r, lo, hi)
+                               : g_strdup_printf ("%.3f", r);
+      if (target > 0)
+        verdict = (sense == HIGHER_IS_BETTER ? r >= target : r <= target) && extra_ok ? "PASS" : "MISS";
+    }
+  else
+    ratio = g_strdup ("—");
+  if (target <= 0 && target_text != NULL && subject->len > 0)
+    verdict = extra_ok ? "PASS" : "MISS";
+
+  g_string_append_printf (table, "| %s | %s | %s: %s | %s: %s | %s | %s | %s |\n",
+                          figure, unit, baseline_name, bcell, subject_name, scell, ratio,
+                          target_text ? target_text : "—", verdict);
+}
+
+static void
+table_header (void)
+{
+  g_string_append (table,
+                   "| figure | unit | baseline: median [min–max] | subject: median [min–max] "
+                   "| ratio subject/baseline [per-rep min–max] | target | result |\n"
+                   "| --- | --- | --- | --- | --- | --- | --- |\n");
+}
+
+static void
+run_figure (const Figure *fig,
+            Params       *params,
+            int           reps)
+{
+  Samples samples[2] = { 0 };
+  gboolean served_all = TRUE;
+
+  if (!figure_selected (fig->name))
+    return;
+
+  fprintf (stderr, "%s:", fig->name);
+  for (int m = 0; m < fig->n_metrics; m++)
+    for (int v = 0; v < N_VARIANTS; v++)
+      samples[m].values[v] = g_array_new (FALSE, FALSE, sizeof (double));
+
+  for (int rep = 0; rep < reps; rep++)
+    for (int i = 0; i < fig->n_variants; i++)
+      {
+        Variant variant = fig->variants[i];
+        Result sr, cr;
+        const Result *r;
+
+        /* For profiling one side: LSOCK_BENCH_VARIANTS=lsock */
+        if (g_getenv ("LSOCK_BENCH_VARIANTS") != NULL &&
+            !strstr (g_getenv ("LSOCK_BENCH_VARIANTS"), variant_names[variant]))
+          continue;
+        params->variant = variant;
+        if (!run_pair (fig->server, fig->client, params, &sr, &cr))
+          {
+            const char *message = !cr.ok ? cr.message : sr.message;
+
+            fprintf (stderr, "\n  %s %s: FAILED: %s\n", fig->name, variant_names[variant], message);
+            all_ok = FALSE;
+            if (fig->must_serve_all)
+              served_all = FALSE;
+            continue;
+          }
+        r = fig->from_server ? &sr : &cr;
+        if (g_getenv ("LSOCK_BENCH_DEBUG") != NULL)
+          fprintf (stderr, "\n  %s %s: server %.3f/%.3f/%.3f/%.3f client %.3f/%.3f/%.3f/%.3f\n",
+                   fig->name, variant_names[variant], sr.v[0], sr.v[1], sr.v[2], sr.v[3],
+                   cr.v[0], cr.v[1], cr.v[2], cr.v[3]);
+        for (int m = 0; m < fig->n_metrics; m++)
+          g_array_append_val (samples[m].values[variant], r->v[fig->metrics[m].index]);
+        fprintf (stderr, " %s", variant_names[variant]);
+      }
+  fprintf (stderr, "\n");
+
+  for (int m = 0; m < fig->n_metrics; m++)
+    {
+      const Metric *metric = &fig->metrics[m];
+      g_autofree char *label = g_strdup_printf ("%s%s%s", fig->label,
+                                                metric->label ? ", " : "",
+                                                metric->label ? metric->label : "");
+
+      for (int i = 0; i < fig->n_variants; i++)
+        {
+          Variant variant = fig->variants[i];
+          gboolean is_lsock = variant == V_LSOCK || variant == V_LSOCK_ASYNC;
+          g_autofree char *target_text = NULL;
+
+          if (variant == fig->baseline)
+            continue;
+          if (is_lsock && metric->target_text != NULL)
+            target_text = g_strdup (metric->target_text);
+          if (is_lsock && m == 0 && fig->must_serve_all)
+            target_text = g_strdup ("serves every client");
+          table_row (label, metric->unit,
+                     variant_names[fig->baseline], samples[m].values[fig->baseline],
+                     variant_names[variant], samples[m].values[variant],
+                     metric->sense, is_lsock ? metric->target : 0, target_text,
+                     served_all);
+        }
+    }
+
+  for (int m = 0; m < fig->n_metrics; m++)
+    for (int v = 0; v < N_VARIANTS; v++)
+      g_array_unref (samples[m].values[v]);
+}
+
+/* Memory has no raw baseline: it is lsock (and GIO's GSocketService)
+ * against bare GSockets, as absolute bytes beyond them */
+static void
+run_memory (Params *params,
+            int     reps)
+{
+  Variant variants[] = { V_GSOCKET, V_LSOCK, V_GIO };
+  GArray *heap[N_VARIANTS] = { 0 }, *fds[N_VARIANTS] = { 0 };
+  g_autofree char *label = NULL;
+
+  if (!figure_selected ("memory"))
+    return;
+  fprintf (stderr, "memory:");
+  for (guint i = 0; i < G_N_ELEMENTS (variants); i++)
+    {
+      heap[variants[i]] = g_array_new (FALSE, FALSE, sizeof (double));
+      fds[variants[i]] = g_array_new (FALSE, FALSE, sizeof (double));
+    }
+  for (int rep = 0; rep < reps; rep++)
+    for (guint i = 0; i < G_N_ELEMENTS (variants); i++)
+      {
+        Result sr, cr;
+
+        params->variant = variants[i];
+        if (!run_pair (mem_server, mem_client, params, &sr, &cr))
+          {
+            fprintf (stderr, "\n  memory %s: FAILED: %s\n", variant_names[variants[i]],
+                     !sr.ok ? sr.message : cr.message);
+            all_ok = FALSE;
+            continue;
+          }
+        g_array_append_val (heap[variants[i]], sr.v[0]);
+        g_array_append_val (fds[variants[i]], sr.v[1]);
+        fprintf (stderr, " %s", variant_names[variants[i]]);
+      }
+  fprintf (stderr, "\n");
+
+  label = g_strdup_printf ("idle connection, %u open on one listener", params->n_clients);
+  for (guint i = 1; i < G_N_ELEMENTS (variants); i++)
+    {
+      Variant v = variants[i];
+      double beyond = median_of (heap[v], NULL, NULL) - median_of (heap[V_GSOCKET], NULL, NULL);
+      g_autofree char *gcell = format_cell (heap[V_GSOCKET]);
+      g_autofree char *scell = format_cell (heap[v]);
+      g_autofree char *fcell = format_cell (fds[v]);
+      gboolean is_lsock = v == V_LSOCK;
+
+      g_string_append_printf (table, "| %s, heap | bytes/conn | gsocket: %s | %s: %s | "
+                              "+%.0f B beyond GSocket (%s fds/conn) | %s | %s |\n",
+                              label, gcell, variant_names[v], scell, beyond, fcell,
+                              is_lsock ? "≤ +1024 B beyond GSocket" : "—",
+                              !is_lsock || heap[v]->len == 0 ? "—" :
+                              beyond <= 1024 ? "PASS" : "MISS");
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (variants); i++)
+    {
+      g_array_unref (heap[variants[i]]);
+      g_array_unref (fds[variants[i]]);
+    }
+}
+
+/* PyGObject against Python's socket module, by py-bulk.py; its REP lines
+ * carry one repetition each: "REP <name> <socket MB/s> <lsock MB/s>" */
+static void
+run_python (int    reps,
+            gsize  total_bytes)
+{
+  const char *script = g_getenv ("LSOCK_BENCH_PY");
+  const char *python = g_getenv ("LSOCK_BENCH_PYTHON");
+  g_autofree char *reps_s = g_strdup_printf ("%d", reps);
+  g_autofree char *bytes_s = g_strdup_printf ("%" G_GSIZE_FORMAT, total_bytes);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) lines = NULL;
+  const char *names[] = { "py-bulk-64k", "py-bulk-4k" };
+  GArray *raw[2], *ls[2];
+  int status;
+
+  if (!figure_selected ("py-bulk"))
+    return;
+  if (script == NULL)
+    {
+      fprintf (stderr, "py-bulk: skipped (LSOCK_BENCH_PY is not set)\n");
+      return;
+    }
+  if (python == NULL)
+    python = "/usr/bin/python3";
+
+  {
+    const char *argv[] = { python, script, "--reps", reps_s, "--bytes", bytes_s,
+                           opt.pin_server >= 0 ? "--pin-server" : NULL,
+                           NULL, NULL, NULL, NULL };
+    g_autofree char *ps = g_strdup_printf ("%d", opt.pin_server);
+    g_autofree char *pc = g_strdup_printf ("%d", opt.pin_client);
+
+    if (opt.pin_server >= 0)
+      {
+        argv[7] = ps;
+        argv[8] = "--pin-client";
+        argv[9] = pc;
+      }
+    fprintf (stderr, "py-bulk: running %s\n", script);
+    if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                       &out, &err, &status, &error) ||
+        !g_spawn_check_wait_status (status, &error))
+      {
+        fprintf (stderr, "py-bulk: FAILED: %s\n%s", error->message, err ? err : "");
+        all_ok = FALSE;
+        return;
+      }
+  }
+
+  for (int i = 0; i < 2; i++)
+    {
+      raw[i] = g_array_new (FALSE, FALSE, sizeof (double));
+      ls[i] = g_array_new (FALSE, FALSE, sizeof (double));
+    }
+  lines = g_strsplit (out, "\n", -1);
+  for (int l = 0; lines[l] != NULL; l++)
+    {
+      char name[64];
+      double a, b;
+
+      if (sscanf (lines[l], "REP %63s %lf %lf", name, &a, &b) != 3)
+        continue;
+      for (int i = 0; i < 2; i++)
+        if (strcmp (name, names[i]) == 0)
+          {
+            g_array_append_val (raw[i], a);
+            g_array_append_val (ls[i], b);
+          }
+    }
+  for (int i = 0; i < 2; i++)
+    {
+      if (raw[i]->len == 0)
+        {
+          fprintf (stderr, "py-bulk: no results for %s\n%s", names[i], err ? err : "");
+          all_ok = FALSE;
+        }
+      table_row (i == 0 ? "PyGObject bulk, 64 KiB chunks" : "PyGObject bulk, 4 KiB chunks",
+                 "MB/s", "python socket", raw[i], "lsock (PyGObject)", ls[i],
+                 HIGHER_IS_BETTER, 0.9, "≥ 0.9", TRUE);
+      g_array_unref (raw[i]);
+      g_array_unref (ls[i]);
+    }
+}
+
+static void
+print_machine (void)
+{
+  g_autofree char *cpuinfo = NULL;
+  g_autofree char *model = NULL;
+  g_autofree char *kernel = NULL;
+
+  if (g_file_get_contents ("/proc/cpuinfo", &cpuinfo, NULL, NULL))
+    {
+      char *line = strstr (cpuinfo, "model name");
+
+      if (line != NULL)
+        {
+          char *colon = strchr (line, ':');
+          char *nl = strchr (line, '\n');
+
+          if (colon != NULL && nl != NULL && colon < nl)
+            model = g_strstrip (g_strndup (colon + 1, nl - colon - 1));
+        }
+    }
+  g_file_get_contents ("/proc/sys/kernel/osrelease", &kernel, NULL, NULL);
+  printf ("machine: %d CPUs online, %s, Linux %s, GLib %u.%u.%u\n",
+          (int) sysconf (_SC_NPROCESSORS_ONLN), model ? model : "unknown CPU",
+          kernel ? g_strstrip (kernel) : "?", glib_major_version, glib_minor_version,
+          glib_micro_version);
+  printf ("pinning: server %s, client %s\n\n",
+          opt.pin_server >= 0 ? g_strdup_printf ("CPU %d", opt.pin_server) : "not pinned",
+          opt.pin_client >= 0 ? g_strdup_printf ("CPU %d", opt.pin_client) : "not pinned");
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  gboolean quick = FALSE, full = FALSE, smoke = FALSE, pin = FALSE;
+  int reps = 0, iters = 0;
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+  GOptionEntry entries[] = {
+    { "quick", 0, 0, G_OPTION_ARG_NONE, &quick, "A few seconds per figure (the default)", NULL },
+    { "full", 0, 0, G_OPTION_ARG_NONE, &full, "The sizes behind docs/performance.md", NULL },
+    { "smoke", 0, 0, G_OPTION_ARG_NONE, &smoke, "Tiny sizes, correctness only", NULL },
+    { "reps", 0, 0, G_OPTION_ARG_INT, &reps, "Interleaved repetitions per figure", "N" },
+    { "pin", 0, 0, G_OPTION_ARG_NONE, &pin, "Pin the server and the client to CPU 0 (both on one CPU, as in the issue)", NULL },
+    { "pin-server", 0, 0, G_OPTION_ARG_INT, &opt.pin_server, "Pin the server to CPU", "CPU" },
+    { "pin-client", 0, 0, G_OPTION_ARG_INT, &opt.pin_client, "Pin the client to CPU", "CPU" },
+    { "iters", 0, 0, G_OPTION_ARG_INT, &iters, "Round trips and connections per run (for profiling)", "N" },
+    { "only", 0, 0, G_OPTION_ARG_STRING, &opt.only, "Run only the figures whose names start with NAME (comma-separated): bulk, rtt, connect, echo, memory, py-bulk", "NAME" },
+    { NULL }
+  };
+  Params p = { 0 };
+  guint echo_clients[] = { 8, 256, 4096 };
+  double echo_duration;
+  guint connect_iters, rtt_iters, mem_conns;
+  gsize bulk_bytes, py_bytes;
+
+  setlocale (LC_ALL, "");
+  context = g_option_context_new ("— measure lsock-gobject against raw syscalls and GIO");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      fprintf (stderr, "%s\n", error->message);
+      return 2;
+    }
+  if (pin)
+    {
+      if (opt.pin_server < 0)
+        opt.pin_server = 0;
+      if (opt.pin_client < 0)
+        opt.pin_client = 0;
+    }
+  signal (SIGPIPE, SIG_IGN);
+  raise_nofile ();
+  table = g_string_new (NULL);
+
+  if (smoke)
+    {
+      reps = 1;
+      bulk_bytes = 1 << 20;
+      rtt_iters = 200;
+      connect_iters = 50;
+      echo_duration = 0;  /* count mode: 3 round trips per client */
+      echo_clients[2] = 512;
+      mem_conns = 100;
+      py_bytes = 0;
+    }
+  else if (full)
+    {
+      reps = reps > 0 ? reps : 9;
+      bulk_bytes = (gsize) 2 << 30;
+      rtt_iters = 200000;
+      connect_iters = 20000;
+      echo_duration = 3.0;
+      mem_conns = 10000;
+      py_bytes = (gsize) 1 << 30;
+    }
+  else
+    {
+      reps = reps > 0 ? reps : 5;
+      bulk_bytes = (gsize) 256 << 20;
+      rtt_iters = 30000;
+      connect_iters = 3000;
+      echo_duration = 0.5;
+      mem_conns = 10000;
+      py_bytes = (gsize) 128 << 20;
+    }
+  (void) quick;
+  if (iters > 0)
+    rtt_iters = connect_iters = iters;
+
+  if (!smoke)
+    print_machine ();
+  table_header ();
+
+  {
+    Figure bulk = {
+      .name = "bulk-64k", .label = "bulk throughput, sync API, 64 KiB chunks",
+      .server = bulk_server, .client = bulk_client, .baseline = V_RAW,
+      .variants = { V_RAW, V_LSOCK, V_GIO }, .n_variants = 3,
+      .metrics = { { 0, NULL, "MB/s", HIGHER_IS_BETTER, 0.97, "≥ 0.97" } }, .n_metrics = 1,
+    };
+
+    p.total_bytes = bulk_bytes;
+    p.chunk = 64 * 1024;
+    run_figure (&bulk, &p, reps);
+    bulk.name = "bulk-4k";
+    bulk.label = "bulk throughput, sync API, 4 KiB chunks";
+    bulk.metrics[0].target = 0;
+    bulk.metrics[0].target_text = NULL;
+    p.total_bytes = bulk_bytes / 4;
+    p.chunk = 4 * 1024;
+    run_figure (&bulk, &p, reps);
+  }
+
+  {
+    Figure rtt = {
+      .name = "rtt", .label = "64-byte round trip, sync API",
+      .server = pingpong_server, .client = pingpong_client, .baseline = V_RAW,
+      .variants = { V_RAW, V_LSOCK, V_GIO }, .n_variants = 3,
+      .metrics = { { 0, NULL, "µs", LOWER_IS_BETTER, 1.03, "≤ 1.03×" } }, .n_metrics = 1,
+    };
+
+    p.iters = rtt_iters;
+    run_figure (&rtt, &p, reps);
+  }
+
+  {
+    Figure conn = {
+      .name = "connect", .label = "connect + accept + 1 round trip",
+      .server = connect_server, .client = connect_client, .baseline = V_RAW,
+      .variants = { V_RAW, V_LSOCK, V_LSOCK_ASYNC, V_GIO }, .n_variants = 4,
+      .metrics = { { 0, NULL, "conn/s", HIGHER_IS_BETTER, 0.95, "≥ 0.95" } }, .n_metrics = 1,
+    };
+
+    p.iters = connect_iters;
+    run_figure (&conn, &p, reps);
+  }
+
+  for (guint i = 0; i < G_N_ELEMENTS (echo_clients); i++)
+    {
+      g_autofree char *name = g_strdup_printf ("echo-%u", echo_clients[i]);
+      g_autofree char *label = g_strdup_printf ("echo service, one main context, %u clients",
+                                                echo_clients[i]);
+      gboolean big = i == G_N_ELEMENTS (echo_clients) - 1;
+      Figure echo = {
+        .name = name, .label = label,
+        .server = echo_server, .client = echo_client, .baseline = V_RAW,
+        .variants = { V_RAW, V_LSOCK }, .n_variants = 2,
+        .metrics = {
+          { 0, "throughput", "msg/s", HIGHER_IS_BETTER, big ? 0 : 0.9, big ? NULL : "≥ 0.9" },
+          { 1, "p99 round trip", "µs", LOWER_IS_BETTER, 0, NULL },
+        },
+        .n_metrics = 2,
+        .must_serve_all = big,
+      };
+
+      p.n_clients = echo_clients[i];
+      p.iters = iters > 0 ? iters : 3;  /* round trips per client in --smoke */
+      /* Every one of 4,096 clients must get replies within the window */
+      p.duration = big && !smoke ? MAX (echo_duration, 2.0) : echo_duration;
+      run_figure (&echo, &p, reps);
+    }
+
+  p.n_clients = mem_conns;
+  run_memory (&p, smoke ? 1 : MIN (reps, 3));
+
+  if (py_bytes > 0)
+    run_python (reps, py_bytes);
+
+  printf ("%s", table->str);
+  if (!all_ok)
+    {
+      fprintf (stderr, "lsock-bench: some runs FAILED\n");
+      return 1;
+    }
+  return 0;
+}

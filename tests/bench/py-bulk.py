@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Bulk throughput through PyGObject (Lsock.Stream, read_bytes/write_bytes)
+# against Python's own socket module (recv/send), 64 KiB and 4 KiB chunks,
+# interleaved repetitions. Server and client are separate processes.
+#
+#   GI_TYPELIB_PATH=BUILDDIR/lsock-gobject LD_LIBRARY_PATH=BUILDDIR/lsock-gobject \
+#     /usr/bin/python3 tests/bench/py-bulk.py [--reps N] [--bytes N] [--pin-server CPU --pin-client CPU]
+#
+# Prints one "REP <figure> <socket MB/s> <lsock MB/s>" line per repetition
+# (lsock-bench reads these) and a summary.
+
+import argparse
+import os
+import socket
+import statistics
+import sys
+import time
+
+import gi
+gi.require_version('Lsock', '1.0')
+gi.require_version('GLib', '2.0')
+from gi.repository import GLib, Lsock  # noqa: E402
+
+counter = 0
+
+
+def unique_name():
+    global counter
+    counter += 1
+    return 'lsock-pybench-%d-%d' % (os.getpid(), counter)
+
+
+def pin(cpu):
+    if cpu is not None and cpu >= 0:
+        os.sched_setaffinity(0, {cpu})
+
+
+def server_socket(name, chunk, ready_w):
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind('\0' + name)
+    srv.listen()
+    os.write(ready_w, b'R')
+    conn, _ = srv.accept()
+    total = 0
+    recv = conn.recv
+    while True:
+        data = recv(chunk)
+        if not data:
+            break
+        total += len(data)
+    conn.sendall(b'k')
+    conn.close()
+    return total
+
+
+def server_lsock(name, chunk, ready_w):
+    listener = Lsock.Listener.new(Lsock.Name.parse('@' + name))
+    os.write(ready_w, b'R')
+    stream = listener.accept(None)
+    inp = stream.get_input_stream()
+    read_bytes = inp.read_bytes
+    total = 0
+    while True:
+        n = read_bytes(chunk, None).get_size()
+        if n == 0:
+            break
+        total += n
+    stream.get_output_stream().write_bytes(GLib.Bytes.new(b'k'), None)
+    return total
+
+
+def client_socket(name, chunk, total):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect('\0' + name)
+    buf = b'x' * chunk
+    send = sock.send
+    sent = 0
+    t0 = time.perf_counter()
+    while sent < total:
+        n = send(buf if total - sent >= chunk else buf[:total - sent])
+        sent += n
+    sock.shutdown(socket.SHUT_WR)
+    ack = sock.recv(1)
+    t1 = time.perf_counter()
+    assert ack == b'k'
+    sock.close()
+    return total / (t1 - t0) / 1e6
+
+
+def client_lsock(name, chunk, total):
+    stream = Lsock.Stream.connect(Lsock.Name.parse('@' + name), None)
+    out = stream.get_output_stream()
+    buf = GLib.Bytes.new(b'x' * chunk)
+    write_bytes = out.write_bytes
+    sent = 0
+    t0 = time.perf_counter()
+    while sent < total:
+        if total - sent >= chunk:
+            n = write_bytes(buf, None)
+        else:
+            n = write_bytes(GLib.Bytes.new(b'x' * (total - sent)), None)
+        if n < chunk and sent + n < total:
+            # a short write: send the rest of this chunk
+            rest = GLib.Bytes.new(b'x' * (chunk - n))
+            n += write_bytes(rest, None)
+        sent += n
+    stream.shutdown(False, True)
+    ack = stream.get_input_stream().read_bytes(1, None).get_data()
+    t1 = time.perf_counter()
+    assert ack == b'k'
+    return total / (t1 - t0) / 1e6
+
+
+def run_once(kind, chunk, total, pin_server, pin_client):
+    name = unique_name()
+    ready_r, ready_w = os.pipe()
+    res_r, res_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_r)
+            pin(pin_server)
+            fn = server_socket if kind == 'socket' else server_lsock
+            got = fn(name, chunk, ready_w)
+            os.write(res_w, str(got).encode())
+            os._exit(0)
+        except BaseException as e:  # noqa: B036
+            sys.stderr.write('py-bulk server: %r\n' % (e,))
+            os._exit(1)
+    os.close(ready_w)
+    os.close(res_w)
+    pin(pin_client)
+    assert os.read(ready_r, 1) == b'R'
+    os.close(ready_r)
+    fn = client_socket if kind == 'socket' else client_lsock
+    mbps = fn(name, chunk, total)
+    got = int(os.read(res_r, 64) or b'-1')
+    os.close(res_r)
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or got != total:
+        raise SystemExit('py-bulk: %s server failed (received %d of %d bytes)' % (kind, got, total))
+    return mbps
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--reps', type=int, default=5)
+    ap.add_argument('--bytes', type=int, default=128 << 20)
+    ap.add_argument('--pin-server', type=int, default=None)
+    ap.add_argument('--pin-client', type=int, default=None)
+    args = ap.parse_args()
+
+    all_cpus = os.sched_getaffinity(0)
+    for label, chunk, total in (('py-bulk-64k', 65536, args.bytes),
+                                ('py-bulk-4k', 4096, args.bytes // 4)):
+        results = {'socket': [], 'lsock': []}
+        for _ in range(args.reps):
+            for kind in ('socket', 'lsock'):
+                results[kind].append(run_once(kind, chunk, total, args.pin_server, args.pin_client))
+                os.sched_setaffinity(0, all_cpus)
+            print('REP %s %.1f %.1f' % (label, results['socket'][-1], results['lsock'][-1]),
+                  flush=True)
+        s = statistics.median(results['socket'])
+        v = statistics.median(results['lsock'])
+        print('# %s: socket %.1f MB/s, lsock %.1f MB/s, ratio %.3f' % (label, s, v, v / s),
+              flush=True)
+
+
+if __name__ == '__main__':
+    main()
