@@ -55,6 +55,12 @@ struct _LsockListener
   guint         backoff_ms;
 };
 
+#ifndef G_OS_WIN32
+/* Non-zero: bind socket files at a temporary name and rename them into
+ * place, as on macOS and the BSDs, also on Linux (for tests) */
+extern int _lsock_listener_publish_by_rename;
+#endif
+
 /* Emits LsockListener::incoming for @stream */
 void          _lsock_listener_emit_incoming     (LsockListener  *self,
                                                  LsockStream    *stream);

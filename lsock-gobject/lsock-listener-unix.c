@@ -47,6 +47,9 @@
  * socket's own address (getpeername()) is then the temporary name.
  */
 
+/* Tests set this on Linux to exercise the macOS/BSD route */
+int _lsock_listener_publish_by_rename = 0;
+
 #define SUN_PATH_MAX (sizeof (((struct sockaddr_un *) 0)->sun_path) - 1)
 #define TMP_NAME_RANDOM_MIN 6
 #define TMP_NAME_RANDOM_MAX 12
@@ -493,9 +496,8 @@ bind_path (LsockListener  *self,
   /* Linux gives the new file the socket's own mode (less the umask), so
    * binding in place has no moment of wider permissions either, and keeps
    * the real path as the socket's address (getpeername(), ss -x) */
-  (void) room;
-  (void) dir_len;
-  return bind_path_direct (self, fd, path, dir, cancellable, error);
+  if (!g_atomic_int_get (&_lsock_listener_publish_by_rename))
+    return bind_path_direct (self, fd, path, dir, cancellable, error);
 #endif
 
   /* Room for "<dir>/.<random>" in sun_path */

@@ -8,17 +8,20 @@
 #include <errno.h>
 #include <stdio.h>
 #include <glib/gstdio.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
+#ifdef G_OS_UNIX
+# include <fcntl.h>
+# include <sys/resource.h>
+# include <sys/socket.h>
+# include <sys/stat.h>
+# include <sys/un.h>
+# include <unistd.h>
+#endif
 #ifdef HAVE_VALGRIND_VALGRIND_H
 # include <valgrind/valgrind.h>
 #endif
 
+#ifdef G_OS_UNIX
 static LsockName *
 path_name_in (const char *dir,
               const char *base)
@@ -56,6 +59,8 @@ inode_of (const char *path)
 /* Connects, sends "hello" and checks it arrives. Listeners that lost a race
  * for the name probed this one with a connection that closed at once: those
  * are accepted first and read end of stream. */
+#endif /* G_OS_UNIX */
+
 static void
 assert_round_trip (LsockListener *listener)
 {
@@ -111,7 +116,7 @@ test_defaults (void)
   g_assert_true (prop_name == name);
   g_assert_true (lsock_listener_get_name (listener) == name);
   g_assert_cmpint (access, ==, LSOCK_ACCESS_USER);
-  g_assert_cmpint (backlog, ==, SOMAXCONN);
+  g_assert_cmpint (backlog, ==, LSOCK_DEFAULT_BACKLOG);
   g_assert_true (reclaim);
   g_assert_true (replace);
   g_assert_false (lsock_listener_is_active (listener));
@@ -140,6 +145,7 @@ test_generic (void)
   g_assert_finalize_object (name);
 }
 
+#ifdef G_OS_UNIX
 static void
 test_path_mode (void)
 {
@@ -485,6 +491,8 @@ test_path_long (void)
   g_assert_finalize_object (name);
 }
 
+#endif /* G_OS_UNIX: path tests */
+
 static void
 test_namespaced_in_use (void)
 {
@@ -509,6 +517,7 @@ test_namespaced_in_use (void)
   g_assert_finalize_object (name);
 }
 
+#ifdef G_OS_UNIX
 static void
 assert_cloexec (int fd)
 {
@@ -542,6 +551,8 @@ test_cloexec (void)
   g_assert_finalize_object (listener);
   g_assert_finalize_object (name);
 }
+
+#endif /* G_OS_UNIX: cloexec */
 
 static void
 test_accept_async (void)
@@ -613,6 +624,7 @@ on_incoming (LsockListener *listener,
   return TRUE;
 }
 
+#ifdef G_OS_UNIX
 static void
 on_accept_error (LsockListener *listener,
                  GError        *error,
@@ -623,6 +635,8 @@ on_accept_error (LsockListener *listener,
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES);
   incoming->n_errors++;
 }
+
+#endif /* G_OS_UNIX: on_accept_error */
 
 static void
 test_incoming (void)
@@ -675,6 +689,7 @@ test_incoming (void)
 
 /* Out of descriptors: sync accept reports it, incoming backs off instead of
  * spinning, and both recover when descriptors are free again */
+#ifdef G_OS_UNIX
 static void
 test_emfile (void)
 {
@@ -709,9 +724,6 @@ test_emfile (void)
   g_assert_no_error (error);
   client2 = lsock_stream_connect (name, NULL, &error);
   g_assert_no_error (error);
-
-  /* The main context's own wakeup fd must exist before descriptors run out */
-  while (g_main_context_iteration (NULL, FALSE));
 
   /* The main context's own wakeup fd must exist before descriptors run out */
   while (g_main_context_iteration (NULL, FALSE));
@@ -758,6 +770,8 @@ test_emfile (void)
   g_assert_finalize_object (name);
 }
 
+#endif /* G_OS_UNIX: test_emfile */
+
 static void
 test_initable (void)
 {
@@ -778,6 +792,40 @@ test_initable (void)
   assert_round_trip (listener);
   g_assert_finalize_object (listener);
   g_assert_finalize_object (name);
+}
+
+#ifndef G_OS_UNIX
+/* Socket files, fd flags and rlimits are Unix things: these tests are
+ * registered everywhere and skip themselves elsewhere. */
+# define UNIX_ONLY_TEST(fn) \
+  static void fn (void) { g_test_skip ("Not on Windows: it needs socket files, fds or rlimits"); }
+UNIX_ONLY_TEST (test_path_mode)
+UNIX_ONLY_TEST (test_path_no_leftovers)
+UNIX_ONLY_TEST (test_path_stale_replaced)
+UNIX_ONLY_TEST (test_path_stale_kept)
+UNIX_ONLY_TEST (test_path_live_kept)
+UNIX_ONLY_TEST (test_path_foreign_stale_kept)
+UNIX_ONLY_TEST (test_path_race_fresh)
+UNIX_ONLY_TEST (test_path_race_stale)
+UNIX_ONLY_TEST (test_path_reclaim)
+UNIX_ONLY_TEST (test_path_long)
+UNIX_ONLY_TEST (test_cloexec)
+UNIX_ONLY_TEST (test_emfile)
+#endif /* !G_OS_UNIX */
+
+/* The same path tests through the rename route of macOS and the BSDs */
+static void
+run_via_rename (gconstpointer data)
+{
+  GTestFunc test = (GTestFunc) (void (*) (void)) data;
+
+#ifdef G_OS_UNIX
+  g_atomic_int_set (&_lsock_listener_publish_by_rename, 1);
+#endif
+  test ();
+#ifdef G_OS_UNIX
+  g_atomic_int_set (&_lsock_listener_publish_by_rename, 0);
+#endif
 }
 
 int
@@ -801,6 +849,28 @@ main (int   argc,
   g_test_add_func ("/lsock/listener/path/race-stale", test_path_race_stale);
   g_test_add_func ("/lsock/listener/path/reclaim", test_path_reclaim);
   g_test_add_func ("/lsock/listener/path/long", test_path_long);
+  {
+    static const struct { const char *name; GTestFunc func; } rename_tests[] = {
+      { "mode", test_path_mode },
+      { "no-leftovers", test_path_no_leftovers },
+      { "stale-replaced", test_path_stale_replaced },
+      { "stale-kept", test_path_stale_kept },
+      { "live-kept", test_path_live_kept },
+      { "race-fresh", test_path_race_fresh },
+      { "race-stale", test_path_race_stale },
+      { "reclaim", test_path_reclaim },
+      { "long", test_path_long },
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS (rename_tests); i++)
+      {
+        g_autofree char *path = g_strdup_printf ("/lsock/listener/path-by-rename/%s",
+                                                 rename_tests[i].name);
+
+        g_test_add_data_func (path, (gconstpointer) (void (*) (void)) rename_tests[i].func,
+                              run_via_rename);
+      }
+  }
   g_test_add_func ("/lsock/listener/namespaced/in-use", test_namespaced_in_use);
   g_test_add_func ("/lsock/listener/cloexec", test_cloexec);
   g_test_add_func ("/lsock/listener/accept-async", test_accept_async);
