@@ -37,7 +37,11 @@ gboolean              _lsock_name_resolve_generic_impl       (const char     *na
                                                               char          **out_name,
                                                               GError        **error);
 
-#ifndef G_OS_WIN32
+#ifdef G_OS_WIN32
+/* The full pipe path "\\.\pipe\NAME" of a namespaced name, in UTF-16 for
+ * CreateNamedPipeW()/CreateFileW(). (transfer full), free with g_free() */
+gunichar2            *_lsock_name_dup_pipe_path_utf16        (LsockName   *self);
+#else
 /* The per-user private directory for generic names where there is no
  * namespace (macOS, BSD): $XDG_RUNTIME_DIR if it is ours and 0700, else
  * /tmp/lsock-<uid>, created 0700 with its owner checked. Exposed for tests;

@@ -1,0 +1,1324 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <string.h>
+
+#include "lsock-stream-private.h"
+#include "lsock-name-private.h"
+#include "lsock-i18n-private.h"
+#include "lsock-win32-private.h"
+
+/* Windows backend of LsockStream: a named pipe handle opened overlapped.
+ *
+ * Each direction has its own OVERLAPPED, manual-reset event and lock, so a
+ * read blocked in one thread never holds up a write in another (a handle
+ * opened without FILE_FLAG_OVERLAPPED would serialise them).
+ *
+ * The input and output streams are pollable, and GIO's default async
+ * reads and writes use that instead of a thread per operation:
+ *
+ * - Reads go through an internal buffer: an overlapped ReadFile() into it is
+ *   kept outstanding, and its event is what the pollable source and blocking
+ *   reads wait on. A blocking read that is cancelled or times out leaves
+ *   that read outstanding, so no byte the peer sent is ever lost; the next
+ *   read returns it.
+ * - A non-blocking write copies what fits into an internal buffer and
+ *   starts an overlapped WriteFile() from it; the stream is writable again
+ *   when that completes. A blocking write waits for its own WriteFile(); if
+ *   it is cancelled or times out, CancelIoEx() stops it and the bytes that
+ *   did go through are reported.
+ * - Closing never drops bytes a write accepted, and never blocks: a
+ *   non-blocking write still in flight keeps the handle open until it
+ *   completes ("lingers", watched by RegisterWaitForSingleObject(), so no
+ *   thread of ours waits for it), then the handle is closed. The handle is
+ *   closed without DisconnectNamedPipe() (which would discard what the
+ *   peer has not read yet) and without FlushFileBuffers() (which would
+ *   block until the peer reads). Bytes in flight are lost only if the
+ *   process exits before the peer reads them.
+ *
+ * The pipe reports the end of the stream as ERROR_BROKEN_PIPE (or
+ * ERROR_PIPE_NOT_CONNECTED): reads return 0 then. Named pipes have no
+ * half-close, see lsock_stream_shutdown(). */
+
+typedef struct
+{
+  GMutex      lock;
+  HANDLE      event;       /* manual-reset, the OVERLAPPED's hEvent */
+  OVERLAPPED  overlapped;
+  gboolean    pending;     /* an overlapped operation is in flight */
+  gboolean    from_caller; /* write: from a blocking caller's buffer */
+  int         timed_out;   /* atomic: set by a pollable source's timeout */
+  guint8     *buffer;      /* LSOCK_WIN32_BUFFER_SIZE bytes */
+  gsize       start;       /* read: unread bytes are buffer[start, end) */
+  gsize       end;         /* write: bytes in flight */
+  gboolean    eof;         /* read: the peer closed, or shutdown_read */
+  DWORD       error;       /* a failure to report next, 0: none */
+} Direction;
+
+typedef struct
+{
+  HANDLE      pipe;        /* INVALID_HANDLE_VALUE once closed */
+  gboolean    closed;      /* under both locks */
+  HANDLE      closed_event;
+  Direction   read;
+  Direction   write;
+  /* Closed with a write in flight: the conn and the linger wait each own
+   * the backend; the last one frees it */
+  int         owners;
+  HANDLE      linger_pipe;
+  HANDLE      linger_wait;
+} Backend;
+
+static void
+direction_init (Direction *dir,
+                gboolean   signalled)
+{
+  g_mutex_init (&dir->lock);
+  /* The write event is set while no write is in flight: writable */
+  dir->event = CreateEventW (NULL, TRUE, signalled, NULL);
+  dir->overlapped.hEvent = dir->event;
+}
+
+static void
+direction_clear (Direction *dir)
+{
+  g_mutex_clear (&dir->lock);
+  if (dir->event != NULL)
+    CloseHandle (dir->event);
+  g_free (dir->buffer);
+}
+
+static const char *
+conn_display (LsockConn *conn)
+{
+  return _lsock_name_get_display (conn->name);
+}
+
+static void
+set_closed_error (LsockConn  *conn,
+                  GError    **error)
+{
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
+               _("The connection to “%s” is closed"), conn_display (conn));
+}
+
+static void
+set_timed_out_error (LsockConn  *conn,
+                     gboolean    reading,
+                     GError    **error)
+{
+  if (reading)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                 _("Timed out reading from “%s”"), conn_display (conn));
+  else
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                 _("Timed out writing to “%s”"), conn_display (conn));
+}
+
+static gboolean
+is_end_of_stream (DWORD errsv)
+{
+  return errsv == ERROR_BROKEN_PIPE || errsv == ERROR_PIPE_NOT_CONNECTED ||
+         errsv == ERROR_HANDLE_EOF || errsv == ERROR_NO_DATA;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Reads (with backend->read.lock held) */
+
+/* Collects a finished ReadFile(), without waiting */
+static void
+read_collect (Backend *backend)
+{
+  Direction *dir = &backend->read;
+  DWORD n, errsv;
+
+  if (!dir->pending)
+    return;
+
+  if (GetOverlappedResult (backend->pipe, &dir->overlapped, &n, FALSE))
+    {
+      dir->pending = FALSE;
+      if (!dir->eof)  /* else shut down for reading: dropped */
+        {
+          dir->start = 0;
+          dir->end = n;  /* 0 (a zero-length write): nothing, read again */
+        }
+      return;
+    }
+
+  errsv = GetLastError ();
+  if (errsv == ERROR_IO_INCOMPLETE)
+    return;
+
+  dir->pending = FALSE;
+  if (is_end_of_stream (errsv))
+    dir->eof = TRUE;
+  else if (errsv != ERROR_OPERATION_ABORTED)
+    dir->error = errsv;
+  SetEvent (dir->event);
+}
+
+static gboolean
+read_ready (Direction *dir)
+{
+  return dir->start < dir->end || dir->eof || dir->error != 0;
+}
+
+/* Starts a ReadFile() into the buffer if none is outstanding */
+static void
+read_start (Backend *backend)
+{
+  Direction *dir = &backend->read;
+  DWORD errsv;
+
+  if (dir->pending || read_ready (dir))
+    return;
+
+  if (dir->buffer == NULL)
+    dir->buffer = g_malloc (LSOCK_WIN32_BUFFER_SIZE);
+  dir->start = dir->end = 0;
+  ResetEvent (dir->event);
+  memset (&dir->overlapped, 0, sizeof dir->overlapped);
+  dir->overlapped.hEvent = dir->event;
+
+  /* Success or ERROR_IO_PENDING: either way the result is collected from
+   * the OVERLAPPED, and the event is set when it is there */
+  if (ReadFile (backend->pipe, dir->buffer, LSOCK_WIN32_BUFFER_SIZE, NULL, &dir->overlapped) ||
+      (errsv = GetLastError ()) == ERROR_IO_PENDING)
+    {
+      dir->pending = TRUE;
+      return;
+    }
+
+  if (is_end_of_stream (errsv))
+    dir->eof = TRUE;
+  else
+    dir->error = errsv;
+  SetEvent (dir->event);
+}
+
+/* Returns buffered bytes, EOF or the error; -2 when nothing is there yet */
+static gssize
+read_take (LsockConn  *conn,
+           Backend    *backend,
+           void       *buffer,
+           gsize       count,
+           GError    **error)
+{
+  Direction *dir = &backend->read;
+
+  if (dir->start < dir->end)
+    {
+      gsize n = MIN (count, dir->end - dir->start);
+
+      memcpy (buffer, dir->buffer + dir->start, n);
+      dir->start += n;
+      return (gssize) n;
+    }
+  if (dir->eof)
+    return 0;
+  if (dir->error != 0)
+    {
+      _lsock_win32_set_error (error, dir->error, LSOCK_WIN32_OP_READ, conn_display (conn));
+      return -1;
+    }
+  return -2;
+}
+
+static gssize
+conn_read (LsockConn     *conn,
+           void          *buffer,
+           gsize          count,
+           gboolean       blocking,
+           GCancellable  *cancellable,
+           GError       **error)
+{
+  Backend *backend = conn->backend;
+  Direction *dir = &backend->read;
+  int timeout_ms = g_atomic_int_get (&conn->timeout_ms);
+  gint64 deadline = timeout_ms > 0 ? g_get_monotonic_time () + (gint64) timeout_ms * 1000 : 0;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return -1;
+
+  for (;;)
+    {
+      HANDLE handles[2];
+      gssize n;
+      int wait_ms = 0;
+
+      g_mutex_lock (&dir->lock);
+      if (backend->closed)
+        {
+          g_mutex_unlock (&dir->lock);
+          set_closed_error (conn, error);
+          return -1;
+        }
+      if (count == 0)
+        {
+          g_mutex_unlock (&dir->lock);
+          return 0;
+        }
+      read_collect (backend);
+      read_start (backend);
+      read_collect (backend);
+      n = read_take (conn, backend, buffer, count, error);
+      g_mutex_unlock (&dir->lock);
+
+      if (n != -2)
+        {
+          if (n >= 0)
+            g_atomic_int_set (&dir->timed_out, 0);
+          return n;
+        }
+
+      if (!blocking)
+        {
+          if (g_atomic_int_compare_and_exchange (&dir->timed_out, 1, 0))
+            {
+              set_timed_out_error (conn, TRUE, error);
+              return -1;
+            }
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
+                               _("No data is available yet"));
+          return -1;
+        }
+
+      if (deadline > 0)
+        {
+          gint64 left = deadline - g_get_monotonic_time ();
+
+          if (left <= 0)
+            {
+              set_timed_out_error (conn, TRUE, error);
+              return -1;
+            }
+          wait_ms = (int) MAX (1, left / 1000);
+        }
+
+      /* The outstanding read stays outstanding if we stop waiting */
+      handles[0] = dir->event;
+      handles[1] = backend->closed_event;
+      switch (_lsock_win32_wait (handles, 2, wait_ms, cancellable, error))
+        {
+        case -1:
+          return -1;
+        case -2:
+          set_timed_out_error (conn, TRUE, error);
+          return -1;
+        default:
+          break;
+        }
+    }
+}
+
+static gboolean
+conn_is_readable (LsockConn *conn)
+{
+  Backend *backend = conn->backend;
+  gboolean ready;
+
+  g_mutex_lock (&backend->read.lock);
+  if (backend->closed)
+    ready = TRUE;
+  else
+    {
+      read_collect (backend);
+      read_start (backend);
+      read_collect (backend);
+      ready = read_ready (&backend->read);
+    }
+  g_mutex_unlock (&backend->read.lock);
+
+  return ready;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Writes (with backend->write.lock held) */
+
+/* Collects a finished WriteFile(), without waiting (or waiting if @wait).
+ * Returns the bytes it wrote, or -1 when it is still in flight. */
+static gssize
+write_collect (Backend  *backend,
+               gboolean  wait)
+{
+  Direction *dir = &backend->write;
+  DWORD n = 0, errsv;
+
+  if (!dir->pending)
+    return 0;
+
+  if (GetOverlappedResult (backend->pipe, &dir->overlapped, &n, wait))
+    {
+      dir->pending = FALSE;
+      return n;
+    }
+
+  errsv = GetLastError ();
+  if (errsv == ERROR_IO_INCOMPLETE)
+    return -1;
+
+  dir->pending = FALSE;
+  if (errsv != ERROR_OPERATION_ABORTED)
+    dir->error = errsv;
+  return n;
+}
+
+static gboolean
+write_begin (Backend     *backend,
+             const void  *buffer,
+             gsize        count,
+             DWORD       *out_error)
+{
+  Direction *dir = &backend->write;
+  DWORD errsv;
+
+  ResetEvent (dir->event);
+  memset (&dir->overlapped, 0, sizeof dir->overlapped);
+  dir->overlapped.hEvent = dir->event;
+
+  if (WriteFile (backend->pipe, buffer, (DWORD) count, NULL, &dir->overlapped) ||
+      (errsv = GetLastError ()) == ERROR_IO_PENDING)
+    {
+      dir->pending = TRUE;
+      return TRUE;
+    }
+
+  *out_error = errsv;
+  SetEvent (dir->event);
+  return FALSE;
+}
+
+static gssize
+write_failed (LsockConn  *conn,
+              DWORD       errsv,
+              GError    **error)
+{
+  _lsock_win32_set_error (error, errsv, LSOCK_WIN32_OP_WRITE, conn_display (conn));
+  return -1;
+}
+
+/* A non-blocking write: what fits is copied and its WriteFile() started */
+static gssize
+conn_write_nonblocking (LsockConn    *conn,
+                        const void   *buffer,
+                        gsize         count,
+                        GError      **error)
+{
+  Backend *backend = conn->backend;
+  Direction *dir = &backend->write;
+  gsize n;
+  DWORD errsv = 0;
+
+  g_mutex_lock (&dir->lock);
+  if (backend->closed)
+    {
+      g_mutex_unlock (&dir->lock);
+      set_closed_error (conn, error);
+      return -1;
+    }
+
+  if (write_collect (backend, FALSE) < 0)
+    {
+      g_mutex_unlock (&dir->lock);
+      if (g_atomic_int_compare_and_exchange (&dir->timed_out, 1, 0))
+        {
+          set_timed_out_error (conn, FALSE, error);
+          return -1;
+        }
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
+                           _("The previous write is still in progress"));
+      return -1;
+    }
+
+  if (dir->error != 0)
+    {
+      errsv = dir->error;
+      dir->error = 0;
+      g_mutex_unlock (&dir->lock);
+      return write_failed (conn, errsv, error);
+    }
+
+  if (count == 0)
+    {
+      g_mutex_unlock (&dir->lock);
+      return 0;
+    }
+
+  if (dir->buffer == NULL)
+    dir->buffer = g_malloc (LSOCK_WIN32_BUFFER_SIZE);
+  n = MIN (count, LSOCK_WIN32_BUFFER_SIZE);
+  memcpy (dir->buffer, buffer, n);
+  dir->end = n;
+  if (!write_begin (backend, dir->buffer, n, &errsv))
+    {
+      g_mutex_unlock (&dir->lock);
+      return write_failed (conn, errsv, error);
+    }
+  g_mutex_unlock (&dir->lock);
+
+  g_atomic_int_set (&dir->timed_out, 0);
+  return (gssize) n;
+}
+
+/* Waits for the write in flight; FALSE with @error on timeout, cancel or
+ * close */
+static gboolean
+write_wait_idle (LsockConn     *conn,
+                 gint64         deadline,
+                 GCancellable  *cancellable,
+                 GError       **error)
+{
+  Backend *backend = conn->backend;
+  Direction *dir = &backend->write;
+
+  for (;;)
+    {
+      HANDLE handles[2];
+      int wait_ms = 0;
+      gboolean busy;
+
+      g_mutex_lock (&dir->lock);
+      if (backend->closed)
+        {
+          g_mutex_unlock (&dir->lock);
+          set_closed_error (conn, error);
+          return FALSE;
+        }
+      busy = write_collect (backend, FALSE) < 0;
+      g_mutex_unlock (&dir->lock);
+      if (!busy)
+        return TRUE;
+
+      if (deadline > 0)
+        {
+          gint64 left = deadline - g_get_monotonic_time ();
+
+          if (left <= 0)
+            {
+              set_timed_out_error (conn, FALSE, error);
+              return FALSE;
+            }
+          wait_ms = (int) MAX (1, left / 1000);
+        }
+
+      handles[0] = dir->event;
+      handles[1] = backend->closed_event;
+      switch (_lsock_win32_wait (handles, 2, wait_ms, cancellable, error))
+        {
+        case -1:
+          return FALSE;
+        case -2:
+          set_timed_out_error (conn, FALSE, error);
+          return FALSE;
+        default:
+          break;
+        }
+    }
+}
+
+static gssize
+conn_write (LsockConn     *conn,
+            const void    *buffer,
+            gsize          count,
+            GCancellable  *cancellable,
+            GError       **error)
+{
+  Backend *backend = conn->backend;
+  Direction *dir = &backend->write;
+  int timeout_ms = g_atomic_int_get (&conn->timeout_ms);
+  gint64 deadline = timeout_ms > 0 ? g_get_monotonic_time () + (gint64) timeout_ms * 1000 : 0;
+  HANDLE handles[2];
+  DWORD errsv = 0;
+  gssize n;
+  int res;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return -1;
+
+  /* A non-blocking write may still be in flight */
+  if (!write_wait_idle (conn, deadline, cancellable, error))
+    return -1;
+
+  g_mutex_lock (&dir->lock);
+  if (backend->closed)
+    {
+      g_mutex_unlock (&dir->lock);
+      set_closed_error (conn, error);
+      return -1;
+    }
+  if (dir->error != 0)
+    {
+      errsv = dir->error;
+      dir->error = 0;
+      g_mutex_unlock (&dir->lock);
+      return write_failed (conn, errsv, error);
+    }
+  if (count == 0)
+    {
+      g_mutex_unlock (&dir->lock);
+      return 0;
+    }
+  /* Straight from the caller's buffer: we wait for it below, and cancel it
+   * (waiting for that) before returning early; so does close() */
+  if (!write_begin (backend, buffer, MIN (count, G_MAXINT32), &errsv))
+    {
+      g_mutex_unlock (&dir->lock);
+      return write_failed (conn, errsv, error);
+    }
+  dir->from_caller = TRUE;
+  g_mutex_unlock (&dir->lock);
+
+  handles[0] = dir->event;
+  handles[1] = backend->closed_event;
+  {
+    int wait_ms = 0;
+    gint64 left = deadline > 0 ? deadline - g_get_monotonic_time () : 0;
+
+    if (deadline > 0)
+      wait_ms = (int) MAX (1, left / 1000);
+    res = _lsock_win32_wait (handles, 2, wait_ms, cancellable, NULL);
+  }
+
+  g_mutex_lock (&dir->lock);
+  dir->from_caller = FALSE;
+  if (backend->closed)
+    {
+      /* close() cancelled and collected it */
+      g_mutex_unlock (&dir->lock);
+      set_closed_error (conn, error);
+      return -1;
+    }
+  if (res != 0)
+    {
+      /* Cancelled or timed out: stop it; what went through went through */
+      CancelIoEx (backend->pipe, &dir->overlapped);
+      n = write_collect (backend, TRUE);
+      g_mutex_unlock (&dir->lock);
+      if (n > 0)
+        return n;
+      if (res == -2)
+        set_timed_out_error (conn, FALSE, error);
+      else if (!g_cancellable_set_error_if_cancelled (cancellable, error))
+        g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                             _("Operation was cancelled"));
+      return -1;
+    }
+
+  n = write_collect (backend, TRUE);
+  errsv = dir->error;
+  dir->error = 0;
+  g_mutex_unlock (&dir->lock);
+
+  if (n > 0)
+    return n;
+  if (errsv != 0)
+    return write_failed (conn, errsv, error);
+  return n;
+}
+
+static gboolean
+conn_is_writable (LsockConn *conn)
+{
+  Backend *backend = conn->backend;
+  gboolean ready;
+
+  g_mutex_lock (&backend->write.lock);
+  ready = backend->closed || write_collect (backend, FALSE) >= 0;
+  g_mutex_unlock (&backend->write.lock);
+
+  return ready;
+}
+
+static GSource *
+conn_create_source (LsockConn    *conn,
+                    GObject      *pollable,
+                    gboolean      reading,
+                    GCancellable *cancellable)
+{
+  Backend *backend = conn->backend;
+  Direction *dir = reading ? &backend->read : &backend->write;
+  g_autoptr(GSource) child = NULL;
+  HANDLE handles[2];
+
+  /* Make sure a read is outstanding, so its event means something */
+  if (reading)
+    conn_is_readable (conn);
+
+  handles[0] = dir->event;
+  handles[1] = backend->closed_event;
+  child = _lsock_win32_handle_source_new (handles, 2, g_atomic_int_get (&conn->timeout_ms),
+                                          &dir->timed_out,
+                                          _lsock_conn_ref (conn),
+                                          (GDestroyNotify) _lsock_conn_unref);
+  return g_pollable_source_new_full (pollable, child, cancellable);
+}
+
+/* Closing the substreams themselves does not close the pipe: it belongs to
+ * the LsockStream (as GSocketConnection's streams do). The async closes are
+ * immediate, where GIO's default would use a thread. */
+static void
+close_async_immediately (gpointer             stream,
+                         GCancellable        *cancellable,
+                         GAsyncReadyCallback  callback,
+                         gpointer             user_data,
+                         gpointer             source_tag)
+{
+  g_autoptr(GTask) task = g_task_new (stream, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, source_tag);
+  g_task_set_name (task, "[lsock] close");
+  g_task_return_boolean (task, TRUE);
+}
+
+/* ---------------------------------------------------------------------- */
+
+#define LSOCK_TYPE_WIN32_INPUT_STREAM (lsock_win32_input_stream_get_type ())
+G_DECLARE_FINAL_TYPE (LsockWin32InputStream, lsock_win32_input_stream,
+                      LSOCK, WIN32_INPUT_STREAM, GInputStream)
+
+struct _LsockWin32InputStream
+{
+  GInputStream  parent_instance;
+  LsockConn    *conn;
+};
+
+static void lsock_win32_input_stream_pollable_iface_init (GPollableInputStreamInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (LsockWin32InputStream, lsock_win32_input_stream, G_TYPE_INPUT_STREAM,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_POLLABLE_INPUT_STREAM,
+                                                      lsock_win32_input_stream_pollable_iface_init))
+
+static gssize
+lsock_win32_input_stream_read (GInputStream  *stream,
+                               void          *buffer,
+                               gsize          count,
+                               GCancellable  *cancellable,
+                               GError       **error)
+{
+  return conn_read (LSOCK_WIN32_INPUT_STREAM (stream)->conn, buffer, count, TRUE,
+                    cancellable, error);
+}
+
+static gboolean
+lsock_win32_input_stream_close (GInputStream  *stream,
+                                GCancellable  *cancellable,
+                                GError       **error)
+{
+  return TRUE;
+}
+
+static void
+lsock_win32_input_stream_close_async (GInputStream        *stream,
+                                      int                  io_priority,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data)
+{
+  close_async_immediately (stream, cancellable, callback, user_data,
+                           lsock_win32_input_stream_close_async);
+}
+
+static gboolean
+lsock_win32_input_stream_close_finish (GInputStream  *stream,
+                                       GAsyncResult  *result,
+                                       GError       **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static gboolean
+lsock_win32_input_stream_can_poll (GPollableInputStream *stream)
+{
+  return TRUE;
+}
+
+static gboolean
+lsock_win32_input_stream_is_readable (GPollableInputStream *stream)
+{
+  return conn_is_readable (LSOCK_WIN32_INPUT_STREAM (stream)->conn);
+}
+
+static GSource *
+lsock_win32_input_stream_create_source (GPollableInputStream *stream,
+                                        GCancellable         *cancellable)
+{
+  return conn_create_source (LSOCK_WIN32_INPUT_STREAM (stream)->conn, G_OBJECT (stream),
+                             TRUE, cancellable);
+}
+
+static gssize
+lsock_win32_input_stream_read_nonblocking (GPollableInputStream  *stream,
+                                           void                  *buffer,
+                                           gsize                  count,
+                                           GError               **error)
+{
+  return conn_read (LSOCK_WIN32_INPUT_STREAM (stream)->conn, buffer, count, FALSE,
+                    NULL, error);
+}
+
+static void
+lsock_win32_input_stream_finalize (GObject *object)
+{
+  LsockWin32InputStream *self = LSOCK_WIN32_INPUT_STREAM (object);
+
+  g_clear_pointer (&self->conn, _lsock_conn_unref);
+
+  G_OBJECT_CLASS (lsock_win32_input_stream_parent_class)->finalize (object);
+}
+
+static void
+lsock_win32_input_stream_class_init (LsockWin32InputStreamClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GInputStreamClass *stream_class = G_INPUT_STREAM_CLASS (klass);
+
+  object_class->finalize = lsock_win32_input_stream_finalize;
+  stream_class->read_fn = lsock_win32_input_stream_read;
+  stream_class->close_fn = lsock_win32_input_stream_close;
+  stream_class->close_async = lsock_win32_input_stream_close_async;
+  stream_class->close_finish = lsock_win32_input_stream_close_finish;
+}
+
+static void
+lsock_win32_input_stream_pollable_iface_init (GPollableInputStreamInterface *iface)
+{
+  iface->can_poll = lsock_win32_input_stream_can_poll;
+  iface->is_readable = lsock_win32_input_stream_is_readable;
+  iface->create_source = lsock_win32_input_stream_create_source;
+  iface->read_nonblocking = lsock_win32_input_stream_read_nonblocking;
+}
+
+static void
+lsock_win32_input_stream_init (LsockWin32InputStream *self)
+{
+}
+
+/* ---------------------------------------------------------------------- */
+
+#define LSOCK_TYPE_WIN32_OUTPUT_STREAM (lsock_win32_output_stream_get_type ())
+G_DECLARE_FINAL_TYPE (LsockWin32OutputStream, lsock_win32_output_stream,
+                      LSOCK, WIN32_OUTPUT_STREAM, GOutputStream)
+
+struct _LsockWin32OutputStream
+{
+  GOutputStream  parent_instance;
+  LsockConn     *conn;
+};
+
+static void lsock_win32_output_stream_pollable_iface_init (GPollableOutputStreamInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (LsockWin32OutputStream, lsock_win32_output_stream, G_TYPE_OUTPUT_STREAM,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_POLLABLE_OUTPUT_STREAM,
+                                                      lsock_win32_output_stream_pollable_iface_init))
+
+static gssize
+lsock_win32_output_stream_write (GOutputStream  *stream,
+                                 const void     *buffer,
+                                 gsize           count,
+                                 GCancellable   *cancellable,
+                                 GError        **error)
+{
+  return conn_write (LSOCK_WIN32_OUTPUT_STREAM (stream)->conn, buffer, count,
+                     cancellable, error);
+}
+
+static gboolean
+lsock_win32_output_stream_close (GOutputStream  *stream,
+                                 GCancellable   *cancellable,
+                                 GError        **error)
+{
+  return TRUE;
+}
+
+static void
+lsock_win32_output_stream_close_async (GOutputStream       *stream,
+                                       int                  io_priority,
+                                       GCancellable        *cancellable,
+                                       GAsyncReadyCallback  callback,
+                                       gpointer             user_data)
+{
+  close_async_immediately (stream, cancellable, callback, user_data,
+                           lsock_win32_output_stream_close_async);
+}
+
+static gboolean
+lsock_win32_output_stream_close_finish (GOutputStream  *stream,
+                                        GAsyncResult   *result,
+                                        GError        **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static gboolean
+lsock_win32_output_stream_can_poll (GPollableOutputStream *stream)
+{
+  return TRUE;
+}
+
+static gboolean
+lsock_win32_output_stream_is_writable (GPollableOutputStream *stream)
+{
+  return conn_is_writable (LSOCK_WIN32_OUTPUT_STREAM (stream)->conn);
+}
+
+static GSource *
+lsock_win32_output_stream_create_source (GPollableOutputStream *stream,
+                                         GCancellable          *cancellable)
+{
+  return conn_create_source (LSOCK_WIN32_OUTPUT_STREAM (stream)->conn, G_OBJECT (stream),
+                             FALSE, cancellable);
+}
+
+static gssize
+lsock_win32_output_stream_write_nonblocking (GPollableOutputStream  *stream,
+                                             const void             *buffer,
+                                             gsize                   count,
+                                             GError                **error)
+{
+  return conn_write_nonblocking (LSOCK_WIN32_OUTPUT_STREAM (stream)->conn, buffer, count,
+                                 error);
+}
+
+static void
+lsock_win32_output_stream_finalize (GObject *object)
+{
+  LsockWin32OutputStream *self = LSOCK_WIN32_OUTPUT_STREAM (object);
+
+  g_clear_pointer (&self->conn, _lsock_conn_unref);
+
+  G_OBJECT_CLASS (lsock_win32_output_stream_parent_class)->finalize (object);
+}
+
+static void
+lsock_win32_output_stream_class_init (LsockWin32OutputStreamClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GOutputStreamClass *stream_class = G_OUTPUT_STREAM_CLASS (klass);
+
+  object_class->finalize = lsock_win32_output_stream_finalize;
+  stream_class->write_fn = lsock_win32_output_stream_write;
+  stream_class->close_fn = lsock_win32_output_stream_close;
+  stream_class->close_async = lsock_win32_output_stream_close_async;
+  stream_class->close_finish = lsock_win32_output_stream_close_finish;
+}
+
+static void
+lsock_win32_output_stream_pollable_iface_init (GPollableOutputStreamInterface *iface)
+{
+  iface->can_poll = lsock_win32_output_stream_can_poll;
+  iface->is_writable = lsock_win32_output_stream_is_writable;
+  iface->create_source = lsock_win32_output_stream_create_source;
+  iface->write_nonblocking = lsock_win32_output_stream_write_nonblocking;
+}
+
+static void
+lsock_win32_output_stream_init (LsockWin32OutputStream *self)
+{
+}
+
+/* ---------------------------------------------------------------------- */
+
+void
+_lsock_stream_init_streams_impl (LsockStream *self)
+{
+  LsockConn *conn = self->conn;
+  LsockWin32InputStream *input = g_object_new (LSOCK_TYPE_WIN32_INPUT_STREAM, NULL);
+  LsockWin32OutputStream *output = g_object_new (LSOCK_TYPE_WIN32_OUTPUT_STREAM, NULL);
+  Backend *backend = g_new0 (Backend, 1);
+
+  /* The shared code passes the pipe handle as an int (HandleToLong) */
+  backend->pipe = LongToHandle (conn->fd);
+  conn->fd = -1;
+  conn->zombie_fd = -1;
+  conn->handle = backend->pipe;
+  backend->closed_event = CreateEventW (NULL, TRUE, FALSE, NULL);
+  backend->owners = 1;
+  direction_init (&backend->read, FALSE);
+  direction_init (&backend->write, TRUE);
+  conn->backend = backend;
+
+  input->conn = _lsock_conn_ref (conn);
+  output->conn = _lsock_conn_ref (conn);
+  self->input = G_INPUT_STREAM (input);
+  self->output = G_OUTPUT_STREAM (output);
+}
+
+static void
+backend_free (Backend *backend)
+{
+  direction_clear (&backend->read);
+  direction_clear (&backend->write);
+  CloseHandle (backend->closed_event);
+  g_free (backend);
+}
+
+static void
+backend_release (Backend *backend)
+{
+  if (g_atomic_int_dec_and_test (&backend->owners))
+    backend_free (backend);
+}
+
+/* In a thread-pool thread: the write that kept a closed pipe open is done */
+static void CALLBACK
+linger_done_cb (void    *user_data,
+                BOOLEAN  timed_out)
+{
+  Backend *backend = user_data;
+  DWORD n;
+
+  GetOverlappedResult (backend->linger_pipe, &backend->write.overlapped, &n, FALSE);
+  CloseHandle (backend->linger_pipe);
+  /* Allowed in the callback when it does not wait */
+  UnregisterWait (backend->linger_wait);
+  backend_release (backend);
+}
+
+/* Cancels what is in flight (but lets a write finish, see above), closes
+ * the handle, and wakes blocking operations in other threads, which then
+ * report CLOSED. */
+static void
+backend_close (Backend *backend)
+{
+  DWORD n;
+
+  g_mutex_lock (&backend->read.lock);
+  g_mutex_lock (&backend->write.lock);
+  if (!backend->closed)
+    {
+      gboolean lingering = FALSE;
+
+      backend->closed = TRUE;
+      if (backend->read.pending)
+        {
+          CancelIoEx (backend->pipe, &backend->read.overlapped);
+          GetOverlappedResult (backend->pipe, &backend->read.overlapped, &n, TRUE);
+          backend->read.pending = FALSE;
+        }
+      if (backend->write.pending && backend->write.from_caller)
+        {
+          /* A blocking write in another thread, which returns CLOSED: its
+           * buffer is the caller's, so it must stop now */
+          CancelIoEx (backend->pipe, &backend->write.overlapped);
+          GetOverlappedResult (backend->pipe, &backend->write.overlapped, &n, TRUE);
+          backend->write.pending = FALSE;
+        }
+      if (backend->write.pending)
+        {
+          /* A non-blocking write, from our buffer: let it finish, then
+           * close */
+          backend->linger_pipe = backend->pipe;
+          g_atomic_int_inc (&backend->owners);
+          lingering = RegisterWaitForSingleObject (&backend->linger_wait, backend->write.event,
+                                                   linger_done_cb, backend, INFINITE,
+                                                   WT_EXECUTEONLYONCE);
+          if (!lingering)
+            {
+              g_atomic_int_dec_and_test (&backend->owners);
+              CancelIoEx (backend->pipe, &backend->write.overlapped);
+              GetOverlappedResult (backend->pipe, &backend->write.overlapped, &n, TRUE);
+            }
+          backend->write.pending = FALSE;
+        }
+      /* No DisconnectNamedPipe(): it would discard what the peer has not
+       * read yet. Closing keeps it readable, then the peer sees EOF. */
+      if (!lingering)
+        CloseHandle (backend->pipe);
+      backend->pipe = INVALID_HANDLE_VALUE;
+      SetEvent (backend->closed_event);
+      /* Sources report the closed stream at once (they also watch
+       * closed_event; the write event belongs to the linger wait) */
+      SetEvent (backend->read.event);
+      if (!lingering)
+        SetEvent (backend->write.event);
+    }
+  g_mutex_unlock (&backend->write.lock);
+  g_mutex_unlock (&backend->read.lock);
+}
+
+void
+_lsock_conn_close_impl (LsockConn *conn,
+                        gboolean   pending_io)
+{
+  Backend *backend = conn->backend;
+
+  if (backend == NULL)
+    return;
+
+  backend_close (backend);
+  conn->handle = NULL;
+
+  if (g_atomic_ref_count_compare (&conn->ref_count, 0))
+    {
+      conn->backend = NULL;
+      backend_release (backend);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+
+#define BUSY_RETRY_MIN_MS 5
+#define BUSY_RETRY_MAX_MS 100
+
+/* One CreateFileW(). INVALID_HANDLE_VALUE with *out_error on failure */
+static HANDLE
+open_pipe (const gunichar2 *path,
+           DWORD           *out_error)
+{
+  HANDLE pipe;
+
+  /* SECURITY_IDENTIFICATION: the server may learn who we are, but not act
+   * as us (the default would let it impersonate us) */
+  pipe = CreateFileW (path, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                      FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
+                      NULL);
+  if (pipe == INVALID_HANDLE_VALUE)
+    *out_error = GetLastError ();
+  return pipe;
+}
+
+gboolean
+_lsock_stream_connect_impl (LsockName     *name,
+                            GCancellable  *cancellable,
+                            int           *out_fd,
+                            GError       **error)
+{
+  g_autofree gunichar2 *path = NULL;
+  const char *display = _lsock_name_get_display (name);
+
+  if (lsock_name_get_kind (name) != LSOCK_NAME_KIND_NAMESPACED)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                   _("Could not connect to “%s”: socket files are not supported on Windows"),
+                   display);
+      return FALSE;
+    }
+
+  path = _lsock_name_dup_pipe_path_utf16 (name);
+
+  for (;;)
+    {
+      DWORD errsv = 0;
+      HANDLE pipe;
+
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return FALSE;
+
+      pipe = open_pipe (path, &errsv);
+      if (pipe != INVALID_HANDLE_VALUE)
+        {
+          *out_fd = HandleToLong (pipe);
+          return TRUE;
+        }
+
+      /* Busy, and no listener: what is left are the server ends of
+       * connections its listener accepted before it closed */
+      if (errsv == ERROR_PIPE_BUSY && !_lsock_win32_marker_exists (lsock_name_get_name (name)))
+        errsv = ERROR_FILE_NOT_FOUND;
+      if (errsv != ERROR_PIPE_BUSY)
+        {
+          _lsock_win32_set_error (error, errsv, LSOCK_WIN32_OP_CONNECT, display);
+          return FALSE;
+        }
+
+      /* Every instance is taken: wait for one, in slices so that
+       * cancellation is noticed (WaitNamedPipeW cannot be cancelled). It
+       * returns early when an instance is free; another client may still
+       * take it first, so try again either way. A FILE_NOT_FOUND here
+       * means the listener went away; the next CreateFileW says so. */
+      if (!WaitNamedPipeW (path, BUSY_RETRY_MAX_MS))
+        {
+          errsv = GetLastError ();
+          if (errsv != ERROR_SEM_TIMEOUT && errsv != ERROR_FILE_NOT_FOUND &&
+              errsv != ERROR_PIPE_BUSY)
+            {
+              _lsock_win32_set_error (error, errsv, LSOCK_WIN32_OP_CONNECT, display);
+              return FALSE;
+            }
+        }
+    }
+}
+
+typedef struct
+{
+  LsockName  *name;
+  gunichar2  *path;
+  int         retry_ms;
+  GSource    *source;
+} ConnectData;
+
+static void
+connect_data_free (ConnectData *data)
+{
+  if (data->source != NULL)
+    {
+      g_source_destroy (data->source);
+      g_source_unref (data->source);
+    }
+  g_clear_object (&data->name);
+  g_free (data->path);
+  g_free (data);
+}
+
+static void connect_async_step (GTask *task);
+
+static gboolean
+connect_async_retry_cb (gpointer user_data)
+{
+  GTask *task = user_data;
+  ConnectData *data = g_task_get_task_data (task);
+
+  g_clear_pointer (&data->source, g_source_unref);
+  connect_async_step (task);
+  return G_SOURCE_REMOVE;
+}
+
+/* Consumes a reference to @task. All instances busy: WaitNamedPipeW would
+ * block, so poll again after a growing delay, on the task's context. */
+static void
+connect_async_step (GTask *task)
+{
+  ConnectData *data = g_task_get_task_data (task);
+  GSource *cancel_source;
+  DWORD errsv = 0;
+  HANDLE pipe;
+
+  if (g_task_return_error_if_cancelled (task))
+    {
+      g_object_unref (task);
+      return;
+    }
+
+  pipe = open_pipe (data->path, &errsv);
+  if (pipe != INVALID_HANDLE_VALUE)
+    {
+      g_task_return_pointer (task, _lsock_stream_new_for_fd (HandleToLong (pipe), data->name),
+                             g_object_unref);
+      g_object_unref (task);
+      return;
+    }
+
+  if (errsv == ERROR_PIPE_BUSY && !_lsock_win32_marker_exists (lsock_name_get_name (data->name)))
+    errsv = ERROR_FILE_NOT_FOUND;  /* see _lsock_stream_connect_impl() */
+  if (errsv != ERROR_PIPE_BUSY)
+    {
+      GError *error = NULL;
+
+      _lsock_win32_set_error (&error, errsv, LSOCK_WIN32_OP_CONNECT,
+                              _lsock_name_get_display (data->name));
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+
+  data->source = g_timeout_source_new (data->retry_ms);
+  data->retry_ms = MIN (data->retry_ms * 2, BUSY_RETRY_MAX_MS);
+  g_source_set_callback (data->source, connect_async_retry_cb, task, NULL);
+  cancel_source = g_cancellable_source_new (g_task_get_cancellable (task));
+  g_source_set_dummy_callback (cancel_source);
+  g_source_add_child_source (data->source, cancel_source);
+  g_source_unref (cancel_source);
+  g_source_set_static_name (data->source, "[lsock] connect");
+  g_source_set_priority (data->source, g_task_get_priority (task));
+  g_source_attach (data->source, g_task_get_context (task));
+}
+
+void
+_lsock_stream_connect_async_impl (GTask     *task,
+                                  LsockName *name)
+{
+  ConnectData *data = g_new0 (ConnectData, 1);
+
+  data->name = g_object_ref (name);
+  data->retry_ms = BUSY_RETRY_MIN_MS;
+  g_task_set_task_data (task, data, (GDestroyNotify) connect_data_free);
+
+  if (lsock_name_get_kind (name) != LSOCK_NAME_KIND_NAMESPACED)
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                               _("Could not connect to “%s”: socket files are not supported on Windows"),
+                               _lsock_name_get_display (name));
+      g_object_unref (task);
+      return;
+    }
+
+  data->path = _lsock_name_dup_pipe_path_utf16 (name);
+  connect_async_step (task);
+}
+
+GCredentials *
+_lsock_stream_get_peer_credentials_impl (LsockStream  *self,
+                                         GError      **error)
+{
+  Backend *backend = self->conn->backend;
+  GCredentials *credentials;
+  DWORD flags = 0;
+  ULONG pid = 0;
+  DWORD native_pid;
+  BOOL ok;
+
+  g_mutex_lock (&backend->read.lock);
+  if (backend->closed)
+    {
+      g_mutex_unlock (&backend->read.lock);
+      _lsock_stream_set_closed_error (self, error);
+      return NULL;
+    }
+  /* Which end are we? The peer is the other one. */
+  ok = GetNamedPipeInfo (backend->pipe, &flags, NULL, NULL, NULL);
+  if (ok)
+    ok = (flags & PIPE_SERVER_END) ?
+         GetNamedPipeClientProcessId (backend->pipe, &pid) :
+         GetNamedPipeServerProcessId (backend->pipe, &pid);
+  if (!ok)
+    {
+      DWORD errsv = GetLastError ();
+      g_autofree char *text = g_win32_error_message (errsv);
+
+      g_mutex_unlock (&backend->read.lock);
+      g_set_error (error, G_IO_ERROR, _lsock_win32_error_to_io_error (errsv, LSOCK_WIN32_OP_OTHER),
+                   _("Could not get the credentials of the peer of “%s”: %s"),
+                   _lsock_name_get_display (self->name), text);
+      return NULL;
+    }
+  g_mutex_unlock (&backend->read.lock);
+
+  native_pid = pid;
+  credentials = g_credentials_new ();
+  g_credentials_set_native (credentials, G_CREDENTIALS_TYPE_WIN32_PID, &native_pid);
+  return credentials;
+}
+
+gboolean
+_lsock_stream_shutdown_impl (LsockStream  *self,
+                             gboolean      shutdown_read,
+                             gboolean      shutdown_write,
+                             GError      **error)
+{
+  Backend *backend = self->conn->backend;
+
+  if (shutdown_write && !shutdown_read)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                   _("Could not shut down writing to “%s”: named pipes have no half-close"),
+                   _lsock_name_get_display (self->name));
+      return FALSE;
+    }
+
+  if (shutdown_write)
+    {
+      /* Both directions: the only way to tell the peer is to close */
+      backend_close (backend);
+      return TRUE;
+    }
+
+  /* Reading only: later reads return end of stream. What is in flight
+   * stays in flight (it is cancelled when the stream closes). */
+  g_mutex_lock (&backend->read.lock);
+  backend->read.start = backend->read.end = 0;
+  backend->read.eof = TRUE;
+  SetEvent (backend->read.event);
+  g_mutex_unlock (&backend->read.lock);
+  return TRUE;
+}
