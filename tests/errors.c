@@ -101,69 +101,6 @@ any_name (void)
     g_assert_nonnull (strstr ((err)->message, (string)));                     \
   } G_STMT_END
 
-static void
-drain_main_context (void)
-{
-  while (g_main_context_iteration (NULL, FALSE));
-}
-
-static void
-close_and_finalize_stream (LsockStream **stream)
-{
-  LsockStream *s = g_steal_pointer (stream);
-
-  if (s == NULL)
-    return;
-  g_io_stream_close (G_IO_STREAM (s), NULL, NULL);
-  drain_main_context ();
-  g_assert_finalize_object (s);
-}
-
-static void
-close_and_finalize_listener (LsockListener **listener)
-{
-  LsockListener *l = g_steal_pointer (listener);
-
-  if (l == NULL)
-    return;
-  lsock_listener_close (l);
-  drain_main_context ();
-  g_assert_finalize_object (l);
-}
-
-/* A listener and a connected pair of streams */
-typedef struct
-{
-  LsockName     *name;
-  LsockListener *listener;
-  LsockStream   *client;
-  LsockStream   *server;
-} Pair;
-
-static void
-pair_open (Pair      *pair,
-           LsockName *name)
-{
-  GError *error = NULL;
-
-  pair->name = name;
-  pair->listener = lsock_listener_new (name, &error);
-  g_assert_no_error (error);
-  pair->client = lsock_stream_connect (name, NULL, &error);
-  g_assert_no_error (error);
-  pair->server = lsock_listener_accept (pair->listener, NULL, &error);
-  g_assert_no_error (error);
-}
-
-static void
-pair_close (Pair *pair)
-{
-  close_and_finalize_stream (&pair->client);
-  close_and_finalize_stream (&pair->server);
-  close_and_finalize_listener (&pair->listener);
-  g_assert_finalize_object (g_steal_pointer (&pair->name));
-}
-
 static gssize
 read_sync (LsockStream  *stream,
            void         *buffer,
@@ -475,7 +412,7 @@ assert_connect_fails (LsockName *name,
   assert_error_names (error, code, name);
   g_clear_error (&error);
   g_clear_object (&result);
-  drain_main_context ();
+  lsock_test_drain_main_context ();
 }
 
 static void
@@ -558,7 +495,7 @@ test_refused_no_reclaim (void)
   listener = lsock_listener_new (name, &error);
   g_assert_no_error (error);
   lsock_listener_set_reclaim_name (listener, FALSE);
-  close_and_finalize_listener (&listener);
+  lsock_test_close_and_finalize_listener (&listener);
 
   g_assert_true (g_file_test (lsock_name_get_name (name), G_FILE_TEST_EXISTS));
   assert_connect_fails (name, G_IO_ERROR_CONNECTION_REFUSED);
@@ -604,7 +541,7 @@ test_permission_connect_file_mode (void)
   set_child_name (name);
   run_child ();
 
-  close_and_finalize_listener (&listener);
+  lsock_test_close_and_finalize_listener (&listener);
   g_assert_finalize_object (name);
 #else
   skip_unless_unix ();
@@ -642,7 +579,7 @@ test_permission_connect_directory_mode (void)
   run_child ();
 
   g_assert_cmpint (g_chmod (dir, 0700), ==, 0);
-  close_and_finalize_listener (&listener);
+  lsock_test_close_and_finalize_listener (&listener);
   /* The listener could reach its file again to reclaim it */
   g_assert_false (g_file_test (lsock_name_get_name (name), G_FILE_TEST_EXISTS));
   g_assert_finalize_object (name);
@@ -768,12 +705,12 @@ assert_second_listener_fails (LsockName *name)
       g_assert_cmpint (n, ==, 0);
       g_assert_true (is_path);
       g_test_message ("accepted the probe of a failed listener");
-      close_and_finalize_stream (&server);
+      lsock_test_close_and_finalize_stream (&server);
     }
 
-  close_and_finalize_stream (&client);
-  close_and_finalize_stream (&server);
-  close_and_finalize_listener (&listener);
+  lsock_test_close_and_finalize_stream (&client);
+  lsock_test_close_and_finalize_stream (&server);
+  lsock_test_close_and_finalize_listener (&listener);
   if (is_path)
     g_assert_false (g_file_test (lsock_name_get_name (name), G_FILE_TEST_EXISTS));
 }
@@ -968,12 +905,12 @@ static void
 test_timed_out_read (void)
 {
   GError *error = NULL;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   char buffer[16];
   gssize n;
   gint64 start;
 
-  pair_open (&pair, any_name ());
+  lsock_test_pair_open (&pair, any_name ());
   lsock_stream_set_timeout (pair.client, 50);
   g_assert_cmpuint (lsock_stream_get_timeout (pair.client), ==, 50);
 
@@ -999,7 +936,7 @@ test_timed_out_read (void)
   read_exactly (pair.client, buffer, 5);
   g_assert_cmpmem (buffer, 5, "hello", 5);
 
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 static void
@@ -1008,11 +945,11 @@ test_timed_out_read_async (void)
   GError *error = NULL;
   GAsyncResult *result = NULL;
   GInputStream *input;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   char buffer[16];
   gssize n;
 
-  pair_open (&pair, any_name ());
+  lsock_test_pair_open (&pair, any_name ());
   input = g_io_stream_get_input_stream (G_IO_STREAM (pair.client));
   lsock_stream_set_timeout (pair.client, 50);
 
@@ -1036,7 +973,7 @@ test_timed_out_read_async (void)
   g_assert_cmpmem (buffer, 5, "hello", 5);
   g_clear_object (&result);
 
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 static void
@@ -1044,14 +981,14 @@ test_timed_out_write (void)
 {
   GError *error = NULL;
   GOutputStream *output;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   g_autofree guint8 *chunk = g_malloc0 (65536);
   g_autofree guint8 *sink = g_malloc (65536);
   gsize total = 0;
   gsize drained = 0;
   guint i;
 
-  pair_open (&pair, any_name ());
+  lsock_test_pair_open (&pair, any_name ());
   output = g_io_stream_get_output_stream (G_IO_STREAM (pair.client));
   lsock_stream_set_timeout (pair.client, 50);
 
@@ -1082,7 +1019,7 @@ test_timed_out_write (void)
   read_exactly (pair.server, sink, 5);
   g_assert_cmpmem (sink, 5, "after", 5);
 
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 static void
@@ -1090,14 +1027,14 @@ test_timed_out_write_async (void)
 {
   GError *error = NULL;
   GOutputStream *output;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   g_autofree guint8 *chunk = g_malloc0 (65536);
   g_autofree guint8 *sink = g_malloc (65536);
   gsize total = 0;
   gsize drained = 0;
   guint i;
 
-  pair_open (&pair, any_name ());
+  lsock_test_pair_open (&pair, any_name ());
   output = g_io_stream_get_output_stream (G_IO_STREAM (pair.client));
   lsock_stream_set_timeout (pair.client, 50);
 
@@ -1131,7 +1068,7 @@ test_timed_out_write_async (void)
   read_exactly (pair.server, sink, 5);
   g_assert_cmpmem (sink, 5, "after", 5);
 
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1247,16 +1184,16 @@ test_peer_gone_write (void)
       for (int unread = 0; unread <= 1; unread++)
         {
           GError *error = NULL;
-          Pair pair = { 0 };
+          LsockTestPair pair = { 0 };
           gssize n;
 
           g_test_message ("mode %d, unread data %d", mode, unread);
-          pair_open (&pair, mode % 2 == 0 && have_paths () ? lsock_test_path_name () : any_name ());
+          lsock_test_pair_open (&pair, mode % 2 == 0 && have_paths () ? lsock_test_path_name () : any_name ());
           /* With unread data in the peer's queue Linux reports
            * ECONNRESET rather than EPIPE */
           if (unread)
             write_all_sync (pair.client, "unread", 6);
-          close_and_finalize_stream (&pair.server);
+          lsock_test_close_and_finalize_stream (&pair.server);
 
           n = write_in_mode (pair.client, mode, "data", 4, &error);
           g_assert_cmpint (n, ==, -1);
@@ -1269,7 +1206,7 @@ test_peer_gone_write (void)
           assert_peer_gone_write_error (error, pair.name);
           g_clear_error (&error);
 
-          pair_close (&pair);
+          lsock_test_pair_close (&pair);
         }
     }
 }
@@ -1282,12 +1219,12 @@ test_peer_gone_read (void)
       for (int unread = 0; unread <= 2; unread++)
         {
           GError *error = NULL;
-          Pair pair = { 0 };
+          LsockTestPair pair = { 0 };
           char buffer[64];
           gssize n;
 
           g_test_message ("mode %d, unread data %d", mode, unread);
-          pair_open (&pair, mode % 2 == 1 && have_paths () ? lsock_test_path_name () : any_name ());
+          lsock_test_pair_open (&pair, mode % 2 == 1 && have_paths () ? lsock_test_path_name () : any_name ());
           /* 1: the peer closes with our data unread in its receive queue
            * (Linux gives ECONNRESET, which is EOF here); 2: also with data
            * for us, which we read first */
@@ -1295,7 +1232,7 @@ test_peer_gone_read (void)
             write_all_sync (pair.client, "unread", 6);
           if (unread == 2)
             write_all_sync (pair.server, "last", 4);
-          close_and_finalize_stream (&pair.server);
+          lsock_test_close_and_finalize_stream (&pair.server);
 
           if (unread == 2)
             {
@@ -1320,7 +1257,7 @@ test_peer_gone_read (void)
           g_assert_no_error (error);
           g_assert_cmpint (n, ==, 0);
 
-          pair_close (&pair);
+          lsock_test_pair_close (&pair);
         }
     }
 }
@@ -1353,7 +1290,7 @@ test_closed_accept (void)
     g_clear_error (&error);
   }
 
-  close_and_finalize_listener (&listener);
+  lsock_test_close_and_finalize_listener (&listener);
   g_assert_finalize_object (name);
 }
 
@@ -1376,7 +1313,7 @@ test_closed_accept_async (void)
   g_clear_error (&error);
   g_clear_object (&result);
 
-  close_and_finalize_listener (&listener);
+  lsock_test_close_and_finalize_listener (&listener);
   g_assert_finalize_object (name);
 }
 
@@ -1392,7 +1329,7 @@ test_closed_accept_async_pending (void)
   g_assert_no_error (error);
 
   lsock_listener_accept_async (listener, NULL, lsock_test_store_result, &result);
-  drain_main_context ();
+  lsock_test_drain_main_context ();
   g_assert_null (result);
 
   lsock_listener_close (listener);
@@ -1402,7 +1339,7 @@ test_closed_accept_async_pending (void)
   g_clear_error (&error);
   g_clear_object (&result);
 
-  close_and_finalize_listener (&listener);
+  lsock_test_close_and_finalize_listener (&listener);
   g_assert_finalize_object (name);
 }
 
@@ -1413,10 +1350,10 @@ test_closed_stream_io (void)
   GAsyncResult *result = NULL;
   GInputStream *input;
   GOutputStream *output;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   char buffer[16];
 
-  pair_open (&pair, any_name ());
+  lsock_test_pair_open (&pair, any_name ());
   input = g_object_ref (g_io_stream_get_input_stream (G_IO_STREAM (pair.client)));
   output = g_object_ref (g_io_stream_get_output_stream (G_IO_STREAM (pair.client)));
 
@@ -1453,19 +1390,19 @@ test_closed_stream_io (void)
   g_assert_no_error (error);
 
   /* The substreams outlive their GIOStream */
-  close_and_finalize_stream (&pair.client);
+  lsock_test_close_and_finalize_stream (&pair.client);
   g_assert_finalize_object (input);
   g_assert_finalize_object (output);
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 static void
 test_closed_stream_shutdown_credentials (void)
 {
   GError *error = NULL;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
 
-  pair_open (&pair, any_name ());
+  lsock_test_pair_open (&pair, any_name ());
   g_io_stream_close (G_IO_STREAM (pair.client), NULL, &error);
   g_assert_no_error (error);
 
@@ -1491,7 +1428,7 @@ test_closed_stream_shutdown_credentials (void)
   assert_error_names (error, G_IO_ERROR_CLOSED, pair.name);
   g_clear_error (&error);
 
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1563,8 +1500,8 @@ assert_listener_still_works (LsockListener *listener)
   g_assert_no_error (error);
   server = lsock_listener_accept (listener, NULL, &error);
   g_assert_no_error (error);
-  close_and_finalize_stream (&client);
-  close_and_finalize_stream (&server);
+  lsock_test_close_and_finalize_stream (&client);
+  lsock_test_close_and_finalize_stream (&server);
 }
 
 static void
@@ -1596,11 +1533,11 @@ test_cancelled_accept (void)
     LsockStream *server = lsock_listener_accept (listener, NULL, &error);
 
     g_assert_no_error (error);
-    close_and_finalize_stream (&server);
+    lsock_test_close_and_finalize_stream (&server);
   }
-  close_and_finalize_stream (&client);
+  lsock_test_close_and_finalize_stream (&client);
 
-  close_and_finalize_listener (&listener);
+  lsock_test_close_and_finalize_listener (&listener);
   g_assert_finalize_object (name);
 }
 
@@ -1623,7 +1560,7 @@ test_cancelled_accept_blocked (void)
   cancel_later_finish (&cl);
 
   assert_listener_still_works (listener);
-  close_and_finalize_listener (&listener);
+  lsock_test_close_and_finalize_listener (&listener);
   g_assert_finalize_object (name);
 }
 
@@ -1643,7 +1580,7 @@ test_cancelled_accept_async (void)
     g_autoptr(GCancellable) cancellable = g_cancellable_new ();
 
     lsock_listener_accept_async (listener, cancellable, lsock_test_store_result, &result);
-    drain_main_context ();
+    lsock_test_drain_main_context ();
     g_assert_null (result);
     g_cancellable_cancel (cancellable);
     lsock_test_wait_until (result);
@@ -1666,9 +1603,9 @@ test_cancelled_accept_async (void)
     g_clear_object (&result);
   }
 
-  drain_main_context ();
+  lsock_test_drain_main_context ();
   assert_listener_still_works (listener);
-  close_and_finalize_listener (&listener);
+  lsock_test_close_and_finalize_listener (&listener);
   g_assert_finalize_object (name);
 }
 
@@ -1697,8 +1634,8 @@ test_cancelled_connect_async (void)
   assert_error_names (error, G_IO_ERROR_CANCELLED, name);
   g_clear_error (&error);
 
-  drain_main_context ();
-  close_and_finalize_listener (&listener);
+  lsock_test_drain_main_context ();
+  lsock_test_close_and_finalize_listener (&listener);
   g_assert_finalize_object (name);
 }
 
@@ -1707,10 +1644,10 @@ test_cancelled_read_blocked (void)
 {
   GError *error = NULL;
   CancelLater cl;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   char buffer[16];
 
-  pair_open (&pair, any_name ());
+  lsock_test_pair_open (&pair, any_name ());
 
   cancel_later_start (&cl);
   cancel_later_about_to_block (&cl);
@@ -1724,7 +1661,7 @@ test_cancelled_read_blocked (void)
   read_exactly (pair.client, buffer, 5);
   g_assert_cmpmem (buffer, 5, "hello", 5);
 
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 static void
@@ -1733,10 +1670,10 @@ test_cancelled_read_async (void)
   GError *error = NULL;
   GAsyncResult *result = NULL;
   GInputStream *input;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   char buffer[16];
 
-  pair_open (&pair, any_name ());
+  lsock_test_pair_open (&pair, any_name ());
   input = g_io_stream_get_input_stream (G_IO_STREAM (pair.client));
 
   /* Cancelled while waiting */
@@ -1745,7 +1682,7 @@ test_cancelled_read_async (void)
 
     g_input_stream_read_async (input, buffer, sizeof buffer, G_PRIORITY_DEFAULT, cancellable,
                                lsock_test_store_result, &result);
-    drain_main_context ();
+    lsock_test_drain_main_context ();
     g_assert_null (result);
     g_cancellable_cancel (cancellable);
     lsock_test_wait_until (result);
@@ -1779,7 +1716,7 @@ test_cancelled_read_async (void)
   g_assert_cmpmem (buffer, 5, "hello", 5);
   g_clear_object (&result);
 
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1846,7 +1783,7 @@ test_access_user_namespaced (void)
       n = read_sync (stream, buffer, sizeof buffer, NULL, &error);
       g_assert_no_error (error);
       g_assert_cmpint (n, ==, 0);
-      close_and_finalize_stream (&stream);
+      lsock_test_close_and_finalize_stream (&stream);
       g_assert_finalize_object (name);
       return;
     }
@@ -1886,9 +1823,9 @@ test_access_user_namespaced (void)
   g_assert_no_error (error);
   g_object_unref (credentials);
 
-  close_and_finalize_stream (&at.stream);
-  close_and_finalize_stream (&client);
-  close_and_finalize_listener (&at.listener);
+  lsock_test_close_and_finalize_stream (&at.stream);
+  lsock_test_close_and_finalize_stream (&client);
+  lsock_test_close_and_finalize_listener (&at.listener);
   g_assert_finalize_object (name);
 #else
   skip_unless_unix ();
@@ -1917,7 +1854,7 @@ test_access_everyone_namespaced (void)
       g_assert_cmpmem (buffer, 7, "welcome", 7);
       g_assert_cmpint (read_sync (stream, buffer, sizeof buffer, NULL, &error), ==, 0);
       g_assert_no_error (error);
-      close_and_finalize_stream (&stream);
+      lsock_test_close_and_finalize_stream (&stream);
       g_assert_finalize_object (name);
       return;
     }
@@ -1944,8 +1881,8 @@ test_access_everyone_namespaced (void)
   g_assert_nonnull (at.stream);
   g_assert_cmpuint (at.peer_uid, ==, OTHER_ID);
 
-  close_and_finalize_stream (&at.stream);
-  close_and_finalize_listener (&at.listener);
+  lsock_test_close_and_finalize_stream (&at.stream);
+  lsock_test_close_and_finalize_listener (&at.listener);
   g_assert_finalize_object (name);
 #else
   skip_unless_unix ();
@@ -1997,7 +1934,7 @@ test_access_user_path (void)
   /* Nobody got through: nothing is waiting */
   assert_listener_still_works (listener);
 
-  close_and_finalize_listener (&listener);
+  lsock_test_close_and_finalize_listener (&listener);
   g_assert_finalize_object (name);
 #else
   skip_unless_unix ();

@@ -139,3 +139,58 @@ lsock_test_increment (gpointer data)
 {
   (*(int *) data)++;
 }
+
+void
+lsock_test_drain_main_context (void)
+{
+  while (g_main_context_iteration (NULL, FALSE));
+}
+
+void
+lsock_test_close_and_finalize_stream (LsockStream **stream)
+{
+  LsockStream *s = g_steal_pointer (stream);
+
+  if (s == NULL)
+    return;
+  g_io_stream_close (G_IO_STREAM (s), NULL, NULL);
+  lsock_test_drain_main_context ();
+  g_assert_finalize_object (s);
+}
+
+void
+lsock_test_close_and_finalize_listener (LsockListener **listener)
+{
+  LsockListener *l = g_steal_pointer (listener);
+
+  if (l == NULL)
+    return;
+  lsock_listener_close (l);
+  lsock_test_drain_main_context ();
+  g_assert_finalize_object (l);
+}
+
+void
+lsock_test_pair_open (LsockTestPair *pair,
+                      LsockName     *name)
+{
+  GError *error = NULL;
+
+  pair->name = name;
+  pair->listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+  pair->client = lsock_stream_connect (name, NULL, &error);
+  g_assert_no_error (error);
+  pair->server = lsock_listener_accept (pair->listener, NULL, &error);
+  g_assert_no_error (error);
+}
+
+void
+lsock_test_pair_close (LsockTestPair *pair)
+{
+  lsock_test_close_and_finalize_stream (&pair->client);
+  lsock_test_close_and_finalize_stream (&pair->server);
+  lsock_test_close_and_finalize_listener (&pair->listener);
+  if (pair->name != NULL)
+    g_assert_finalize_object (g_steal_pointer (&pair->name));
+}

@@ -32,6 +32,28 @@ int        lsock_test_count_fds      (void);
 G_END_DECLS
 
 G_BEGIN_DECLS
+/* Dispatches whatever the thread-default main context has ready */
+void       lsock_test_drain_main_context       (void);
+/* Closes *stream (if any), drains the main context, asserts it finalizes */
+void       lsock_test_close_and_finalize_stream (LsockStream   **stream);
+/* Closes *listener (if any), drains the main context, asserts it finalizes */
+void       lsock_test_close_and_finalize_listener (LsockListener **listener);
+
+/* A listener on a name and a connected pair of streams */
+typedef struct
+{
+  LsockName     *name;
+  LsockListener *listener;
+  LsockStream   *client;
+  LsockStream   *server;
+} LsockTestPair;
+
+/* Listens on @name (taking it), connects and accepts */
+void       lsock_test_pair_open      (LsockTestPair *pair,
+                                      LsockName     *name);
+/* Closes and finalizes what is left of @pair */
+void       lsock_test_pair_close     (LsockTestPair *pair);
+
 /* Callbacks for sources and signals: set *(gboolean *) data, or ++*(int *) data */
 gboolean   lsock_test_set_flag       (gpointer data);
 void       lsock_test_increment      (gpointer data);

@@ -51,12 +51,6 @@ struct _Test
   guint          n_servers_finished;
 };
 
-static void
-drain_main_context (void)
-{
-  while (g_main_context_iteration (NULL, FALSE));
-}
-
 /* A payload of its own for every client: deterministic, and different from
  * every other client's */
 static guint8 *
@@ -329,7 +323,7 @@ run_clients (LsockName *name)
   /* Let GLib make its own lasting descriptors before counting: the main
    * context's wakeup fd, and the worker context that GTask's class sets up */
   g_type_class_unref (g_type_class_ref (G_TYPE_TASK));
-  drain_main_context ();
+  lsock_test_drain_main_context ();
   fds_before = lsock_test_count_fds ();
 
   test->name = name;
@@ -370,7 +364,7 @@ run_clients (LsockName *name)
   lsock_listener_close (test->listener);
 
   /* GTask results may hold references until the main context runs */
-  drain_main_context ();
+  lsock_test_drain_main_context ();
 
   for (guint i = 0; i < N_CLIENTS; i++)
     {

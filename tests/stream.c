@@ -18,39 +18,6 @@ have_paths (void)
   return lsock_name_type_support_query () != LSOCK_NAME_TYPE_SUPPORT_ONLY_NAMESPACED;
 }
 
-typedef struct
-{
-  LsockName     *name;
-  LsockListener *listener;
-  LsockStream   *client;
-  LsockStream   *server;
-} Pair;
-
-static void
-pair_open (Pair      *pair,
-           LsockName *name)
-{
-  g_autoptr(GError) error = NULL;
-
-  pair->name = name;
-  pair->listener = lsock_listener_new (name, &error);
-  g_assert_no_error (error);
-  pair->client = lsock_stream_connect (name, NULL, &error);
-  g_assert_no_error (error);
-  pair->server = lsock_listener_accept (pair->listener, NULL, &error);
-  g_assert_no_error (error);
-}
-
-static void
-pair_close (Pair *pair)
-{
-  while (g_main_context_iteration (NULL, FALSE));
-  if (pair->client != NULL) g_assert_finalize_object (g_steal_pointer (&pair->client));
-  if (pair->server != NULL) g_assert_finalize_object (g_steal_pointer (&pair->server));
-  if (pair->listener != NULL) g_assert_finalize_object (g_steal_pointer (&pair->listener));
-  if (pair->name != NULL) g_assert_finalize_object (g_steal_pointer (&pair->name));
-}
-
 static GInputStream *
 in_of (LsockStream *stream)
 {
@@ -103,10 +70,10 @@ expect_eof (LsockStream *stream)
 static void
 test_round_trip_kind (LsockName *name)
 {
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   LsockName *prop = NULL;
 
-  pair_open (&pair, name);
+  lsock_test_pair_open (&pair, name);
   g_assert_true (lsock_stream_get_name (pair.client) == name);
   g_object_get (pair.server, "name", &prop, NULL);
   g_assert_true (prop == name);
@@ -122,7 +89,7 @@ test_round_trip_kind (LsockName *name)
 
   g_assert_true (g_io_stream_close (G_IO_STREAM (pair.client), NULL, NULL));
   expect_eof (pair.server);
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 static void
@@ -244,10 +211,10 @@ static void
 test_peer_credentials (void)
 {
   g_autoptr(GError) error = NULL;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   LsockStream *ends[2];
 
-  pair_open (&pair, lsock_test_namespaced_name ());
+  lsock_test_pair_open (&pair, lsock_test_namespaced_name ());
   ends[0] = pair.client;
   ends[1] = pair.server;
   for (int i = 0; i < 2; i++)
@@ -274,16 +241,16 @@ test_peer_credentials (void)
 #endif
       g_assert_finalize_object (credentials);
     }
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 static void
 test_shutdown (void)
 {
   g_autoptr(GError) error = NULL;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
 
-  pair_open (&pair, lsock_test_namespaced_name ());
+  lsock_test_pair_open (&pair, lsock_test_namespaced_name ());
   g_assert_true (lsock_stream_shutdown (pair.client, FALSE, FALSE, &error));
 
 #ifdef G_OS_WIN32
@@ -319,14 +286,14 @@ test_shutdown (void)
   g_clear_error (&error);
 #endif
 
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 
   /* shutdown_read: reads end */
-  pair_open (&pair, lsock_test_namespaced_name ());
+  lsock_test_pair_open (&pair, lsock_test_namespaced_name ());
   g_assert_true (lsock_stream_shutdown (pair.server, TRUE, FALSE, &error));
   g_assert_no_error (error);
   expect_eof (pair.server);
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 static gboolean
@@ -341,13 +308,13 @@ static void
 test_pollable (void)
 {
   g_autoptr(GError) error = NULL;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   GPollableInputStream *in;
   GSource *source;
   gboolean fired = FALSE;
   char buf[16];
 
-  pair_open (&pair, lsock_test_namespaced_name ());
+  lsock_test_pair_open (&pair, lsock_test_namespaced_name ());
   in = G_POLLABLE_INPUT_STREAM (in_of (pair.server));
 
   g_assert_false (g_pollable_input_stream_is_readable (in));
@@ -370,7 +337,7 @@ test_pollable (void)
   g_source_destroy (source);
   g_source_unref (source);
 
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 static int
@@ -408,7 +375,7 @@ static void
 test_async_io_no_threads (void)
 {
   g_autoptr(GError) error = NULL;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   enum { SIZE = 4 * 1024 * 1024 };
   guint8 *out_data = g_malloc (SIZE);
   guint8 *in_data = g_malloc (SIZE);
@@ -420,7 +387,7 @@ test_async_io_no_threads (void)
   for (gsize i = 0; i < SIZE; i++)
     out_data[i] = (guint8) (i * 7 + 3);
 
-  pair_open (&pair, have_paths () ? lsock_test_path_name () : lsock_test_namespaced_name ());
+  lsock_test_pair_open (&pair, have_paths () ? lsock_test_path_name () : lsock_test_namespaced_name ());
 
   /* GLib may start its one shared worker thread ("gmain") on first use; what
    * must not happen is a thread per operation, or a pool of them. So count
@@ -472,18 +439,18 @@ test_async_io_no_threads (void)
 
   g_free (out_data);
   g_free (in_data);
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 static void
 test_read_async_timeout (void)
 {
   g_autoptr(GError) error = NULL;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   GAsyncResult *result = NULL;
   char buf[8];
 
-  pair_open (&pair, lsock_test_namespaced_name ());
+  lsock_test_pair_open (&pair, lsock_test_namespaced_name ());
   lsock_stream_set_timeout (pair.server, 20);
   g_assert_cmpuint (lsock_stream_get_timeout (pair.server), ==, 20);
 
@@ -505,7 +472,7 @@ test_read_async_timeout (void)
   g_assert_cmpmem (buf, 4, "late", 4);
   g_clear_object (&result);
 
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 /* The substreams may outlive their GIOStream: they then report it closed */
@@ -513,12 +480,12 @@ static void
 test_substream_outlives (void)
 {
   g_autoptr(GError) error = NULL;
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   GInputStream *in;
   GOutputStream *out;
   char c;
 
-  pair_open (&pair, lsock_test_namespaced_name ());
+  lsock_test_pair_open (&pair, lsock_test_namespaced_name ());
   in = g_object_ref (in_of (pair.client));
   out = g_object_ref (out_of (pair.client));
   if (pair.client != NULL) g_assert_finalize_object (g_steal_pointer (&pair.client));
@@ -534,17 +501,17 @@ test_substream_outlives (void)
   expect_eof (pair.server);
   g_assert_finalize_object (in);
   g_assert_finalize_object (out);
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 static void
 test_timeout_property (void)
 {
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   guint timeout = 1;
   int notified = 0;
 
-  pair_open (&pair, lsock_test_namespaced_name ());
+  lsock_test_pair_open (&pair, lsock_test_namespaced_name ());
   g_signal_connect_swapped (pair.client, "notify::timeout", G_CALLBACK (lsock_test_increment), &notified);
   g_object_get (pair.client, "timeout", &timeout, NULL);
   g_assert_cmpuint (timeout, ==, 0);
@@ -552,7 +519,7 @@ test_timeout_property (void)
   g_assert_cmpuint (lsock_stream_get_timeout (pair.client), ==, 1500);
   lsock_stream_set_timeout (pair.client, 1500);
   g_assert_cmpint (notified, ==, 1);
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 }
 
 int

@@ -32,12 +32,6 @@ any_name (gboolean prefer_path)
   return lsock_test_namespaced_name ();
 }
 
-static void
-drain_main_context (void)
-{
-  while (g_main_context_iteration (NULL, FALSE));
-}
-
 /* Lets GLib make its own lasting descriptors before the tests count them:
  * the main context's wakeup fd, and the worker context that GTask's class
  * sets up */
@@ -45,53 +39,7 @@ static void
 warm_up_glib (void)
 {
   g_type_class_unref (g_type_class_ref (G_TYPE_TASK));
-  drain_main_context ();
-}
-
-static void
-close_and_finalize_stream (LsockStream **stream)
-{
-  LsockStream *s = g_steal_pointer (stream);
-
-  if (s == NULL)
-    return;
-  g_io_stream_close (G_IO_STREAM (s), NULL, NULL);
-  drain_main_context ();
-  g_assert_finalize_object (s);
-}
-
-typedef struct
-{
-  LsockName     *name;
-  LsockListener *listener;
-  LsockStream   *client;
-  LsockStream   *server;
-} Pair;
-
-static void
-pair_open (Pair      *pair,
-           LsockName *name)
-{
-  GError *error = NULL;
-
-  pair->name = name;
-  pair->listener = lsock_listener_new (name, &error);
-  g_assert_no_error (error);
-  pair->client = lsock_stream_connect (name, NULL, &error);
-  g_assert_no_error (error);
-  pair->server = lsock_listener_accept (pair->listener, NULL, &error);
-  g_assert_no_error (error);
-}
-
-static void
-pair_close (Pair *pair)
-{
-  close_and_finalize_stream (&pair->client);
-  close_and_finalize_stream (&pair->server);
-  lsock_listener_close (pair->listener);
-  drain_main_context ();
-  g_assert_finalize_object (g_steal_pointer (&pair->listener));
-  g_assert_finalize_object (g_steal_pointer (&pair->name));
+  lsock_test_drain_main_context ();
 }
 
 /* ---- one stream, both directions, both ends, four threads ------------- */
@@ -190,7 +138,7 @@ reader_thread (gpointer user_data)
 static void
 run_duplex (gboolean poll_path)
 {
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   g_autoptr(GCancellable) cancellable = poll_path ? g_cancellable_new () : NULL;
   gsize size = duplex_size ();
   DuplexJob jobs[4] = {
@@ -205,7 +153,7 @@ run_duplex (gboolean poll_path)
   warm_up_glib ();
   fds_before = lsock_test_count_fds ();
 
-  pair_open (&pair, any_name (poll_path));
+  lsock_test_pair_open (&pair, any_name (poll_path));
   if (poll_path)
     {
       /* A timeout that never elapses here, but makes every operation poll */
@@ -235,7 +183,7 @@ run_duplex (gboolean poll_path)
   if (cancellable != NULL)
     g_assert_false (g_cancellable_is_cancelled (cancellable));
 
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
   if (fds_before >= 0)
     g_assert_cmpint (lsock_test_count_fds (), ==, fds_before);
 }
@@ -357,11 +305,11 @@ test_accept_many_threads (void)
     {
       LsockStream *stream = g_ptr_array_index (test.streams, i);
 
-      close_and_finalize_stream (&stream);
-      close_and_finalize_stream (&clients[i]);
+      lsock_test_close_and_finalize_stream (&stream);
+      lsock_test_close_and_finalize_stream (&clients[i]);
     }
   g_ptr_array_unref (test.streams);
-  drain_main_context ();
+  lsock_test_drain_main_context ();
   g_assert_finalize_object (test.listener);
   g_assert_finalize_object (name);
   g_cond_clear (&test.cond);
@@ -448,7 +396,7 @@ blocked_thread (gpointer user_data)
 static void
 run_close_while_blocked (BlockedOp op)
 {
-  Pair pair = { 0 };
+  LsockTestPair pair = { 0 };
   BlockedJob job = { 0 };
   GThread *thread;
   GError *error = NULL;
@@ -458,7 +406,7 @@ run_close_while_blocked (BlockedOp op)
   warm_up_glib ();
   fds_before = lsock_test_count_fds ();
 
-  pair_open (&pair, any_name (op == BLOCKED_READ_CANCELLABLE || op == BLOCKED_WRITE));
+  lsock_test_pair_open (&pair, any_name (op == BLOCKED_READ_CANCELLABLE || op == BLOCKED_WRITE));
   job.stream = pair.client;
   job.op = op;
   if (op == BLOCKED_READ_CANCELLABLE || op == BLOCKED_WRITE_CANCELLABLE)
@@ -535,7 +483,7 @@ run_close_while_blocked (BlockedOp op)
   g_clear_object (&job.cancellable);
   g_cond_clear (&job.cond);
   g_mutex_clear (&job.mutex);
-  pair_close (&pair);
+  lsock_test_pair_close (&pair);
 
   if (fds_before >= 0)
     g_assert_cmpint (lsock_test_count_fds (), ==, fds_before);
