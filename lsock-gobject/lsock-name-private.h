@@ -23,6 +23,10 @@ struct _LsockName
 /* The string shown in error messages: "@foo" or the path. (transfer none) */
 const char           *_lsock_name_get_display                (LsockName   *self);
 
+/* A namespaced name as error messages show it: "@name", with invalid
+ * UTF-8 replaced. (transfer full) */
+char                 *_lsock_name_dup_namespaced_display     (const char  *name);
+
 /* Backend hooks (lsock-name-unix.c / lsock-name-win32.c). Each validates
  * @name for its kind on this platform and returns FALSE with
  * G_IO_ERROR_INVALID_ARGUMENT or G_IO_ERROR_NOT_SUPPORTED otherwise. */

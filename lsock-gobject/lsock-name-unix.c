@@ -68,17 +68,21 @@ _lsock_name_check_namespaced_impl (const char  *name,
 #ifdef __linux__
   if (strlen (name) > ABSTRACT_MAX_LEN)
     {
+      g_autofree char *shown = _lsock_name_dup_namespaced_display (name);
+
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                    _("Invalid socket name “%s”: a namespaced name must be at most %u bytes long"),
-                   name, (guint) ABSTRACT_MAX_LEN);
+                   shown, (guint) ABSTRACT_MAX_LEN);
       return FALSE;
     }
 
   return TRUE;
 #else
+  g_autofree char *shown = _lsock_name_dup_namespaced_display (name);
+
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                _("Cannot use the namespaced socket name “%s”: this platform has no socket namespace"),
-               name);
+               shown);
   return FALSE;
 #endif
 }

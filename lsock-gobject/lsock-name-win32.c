@@ -41,17 +41,21 @@ _lsock_name_check_namespaced_impl (const char  *name,
   utf16 = g_utf8_to_utf16 (name, -1, NULL, &n_units, NULL);
   if (utf16 == NULL)
     {
+      g_autofree char *shown = _lsock_name_dup_namespaced_display (name);
+
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                    _("Invalid socket name “%s”: a namespaced name must be valid UTF-8"),
-                   name);
+                   shown);
       return FALSE;
     }
 
   if (PIPE_PREFIX_LEN + n_units > PIPE_PATH_MAX)
     {
+      g_autofree char *shown = _lsock_name_dup_namespaced_display (name);
+
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                    _("Invalid socket name “%s”: a pipe name must be at most %u UTF-16 units long"),
-                   name, (guint) (PIPE_PATH_MAX - PIPE_PREFIX_LEN));
+                   shown, (guint) (PIPE_PATH_MAX - PIPE_PREFIX_LEN));
       return FALSE;
     }
 

@@ -291,6 +291,14 @@ dup_for_display (const char *string)
   return g_utf8_make_valid (string, -1);
 }
 
+char *
+_lsock_name_dup_namespaced_display (const char *name)
+{
+  g_autofree char *valid = dup_for_display (name);
+
+  return g_strconcat ("@", valid, NULL);
+}
+
 /**
  * lsock_name_new_namespaced:
  * @name: the name, without `@` or `\\.\pipe\`
@@ -328,7 +336,7 @@ lsock_name_new_namespaced (const char  *name,
 
   if (!g_utf8_validate (name, -1, NULL))
     {
-      g_autofree char *shown = dup_for_display (name);
+      g_autofree char *shown = _lsock_name_dup_namespaced_display (name);
 
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                    _("Invalid socket name “%s”: a namespaced name must be valid UTF-8"),
