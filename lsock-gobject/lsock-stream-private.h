@@ -48,6 +48,13 @@ struct _LsockStream
 LsockStream  *_lsock_stream_new_for_fd            (int            fd,
                                                    LsockName     *name);
 
+/* Sets the close vfuncs of a backend's substream class: closing a substream
+ * does nothing itself, since the connection belongs to the LsockStream (as
+ * GSocketConnection's streams do), and the async close is immediate where
+ * GIO's default would use a thread */
+void          _lsock_input_stream_class_set_close  (GInputStreamClass  *klass);
+void          _lsock_output_stream_class_set_close (GOutputStreamClass *klass);
+
 /* Backend hooks (lsock-stream-unix.c / lsock-stream-win32.c) */
 /* Creates the pollable input and output streams over self->conn */
 void          _lsock_stream_init_streams_impl     (LsockStream   *self);

@@ -838,24 +838,6 @@ conn_io_async (LsockConn           *conn,
   g_source_unref (&io->source);
 }
 
-/* Closing the substreams themselves does nothing: the fd belongs to the
- * LsockStream (as GSocketConnection's streams do). Their async close is
- * immediate, where GInputStream's default would use a thread. */
-static void
-close_async_immediately (gpointer             stream,
-                         int                  io_priority,
-                         GCancellable        *cancellable,
-                         GAsyncReadyCallback  callback,
-                         gpointer             user_data,
-                         gpointer             source_tag)
-{
-  g_autoptr(GTask) task = g_task_new (stream, cancellable, callback, user_data);
-
-  g_task_set_source_tag (task, source_tag);
-  g_task_set_name (task, "[lsock] close");
-  g_task_return_boolean (task, TRUE);
-}
-
 /* ---------------------------------------------------------------------- */
 
 #define LSOCK_TYPE_UNIX_INPUT_STREAM (lsock_unix_input_stream_get_type ())
@@ -917,33 +899,6 @@ lsock_unix_input_stream_read_finish (GInputStream  *stream,
 }
 
 static gboolean
-lsock_unix_input_stream_close (GInputStream  *stream,
-                               GCancellable  *cancellable,
-                               GError       **error)
-{
-  return TRUE;
-}
-
-static void
-lsock_unix_input_stream_close_async (GInputStream        *stream,
-                                     int                  io_priority,
-                                     GCancellable        *cancellable,
-                                     GAsyncReadyCallback  callback,
-                                     gpointer             user_data)
-{
-  close_async_immediately (stream, io_priority, cancellable, callback, user_data,
-                           lsock_unix_input_stream_close_async);
-}
-
-static gboolean
-lsock_unix_input_stream_close_finish (GInputStream  *stream,
-                                      GAsyncResult  *result,
-                                      GError       **error)
-{
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
-static gboolean
 lsock_unix_input_stream_can_poll (GPollableInputStream *stream)
 {
   return TRUE;
@@ -993,9 +948,7 @@ lsock_unix_input_stream_class_init (LsockUnixInputStreamClass *klass)
   input_class->read_fn = lsock_unix_input_stream_read;
   input_class->read_async = lsock_unix_input_stream_read_async;
   input_class->read_finish = lsock_unix_input_stream_read_finish;
-  input_class->close_fn = lsock_unix_input_stream_close;
-  input_class->close_async = lsock_unix_input_stream_close_async;
-  input_class->close_finish = lsock_unix_input_stream_close_finish;
+  _lsock_input_stream_class_set_close (input_class);
 }
 
 static void
@@ -1072,33 +1025,6 @@ lsock_unix_output_stream_write_finish (GOutputStream  *stream,
 }
 
 static gboolean
-lsock_unix_output_stream_close (GOutputStream  *stream,
-                                GCancellable   *cancellable,
-                                GError        **error)
-{
-  return TRUE;
-}
-
-static void
-lsock_unix_output_stream_close_async (GOutputStream       *stream,
-                                      int                  io_priority,
-                                      GCancellable        *cancellable,
-                                      GAsyncReadyCallback  callback,
-                                      gpointer             user_data)
-{
-  close_async_immediately (stream, io_priority, cancellable, callback, user_data,
-                           lsock_unix_output_stream_close_async);
-}
-
-static gboolean
-lsock_unix_output_stream_close_finish (GOutputStream  *stream,
-                                       GAsyncResult   *result,
-                                       GError        **error)
-{
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
-static gboolean
 lsock_unix_output_stream_can_poll (GPollableOutputStream *stream)
 {
   return TRUE;
@@ -1148,9 +1074,7 @@ lsock_unix_output_stream_class_init (LsockUnixOutputStreamClass *klass)
   output_class->write_fn = lsock_unix_output_stream_write;
   output_class->write_async = lsock_unix_output_stream_write_async;
   output_class->write_finish = lsock_unix_output_stream_write_finish;
-  output_class->close_fn = lsock_unix_output_stream_close;
-  output_class->close_async = lsock_unix_output_stream_close_async;
-  output_class->close_finish = lsock_unix_output_stream_close_finish;
+  _lsock_output_stream_class_set_close (output_class);
 }
 
 static void

@@ -654,23 +654,6 @@ conn_create_source (LsockConn    *conn,
   return g_pollable_source_new_full (pollable, child, cancellable);
 }
 
-/* Closing the substreams themselves does not close the pipe: it belongs to
- * the LsockStream (as GSocketConnection's streams do). The async closes are
- * immediate, where GIO's default would use a thread. */
-static void
-close_async_immediately (gpointer             stream,
-                         GCancellable        *cancellable,
-                         GAsyncReadyCallback  callback,
-                         gpointer             user_data,
-                         gpointer             source_tag)
-{
-  g_autoptr(GTask) task = g_task_new (stream, cancellable, callback, user_data);
-
-  g_task_set_source_tag (task, source_tag);
-  g_task_set_name (task, "[lsock] close");
-  g_task_return_boolean (task, TRUE);
-}
-
 /* ---------------------------------------------------------------------- */
 
 #define LSOCK_TYPE_WIN32_INPUT_STREAM (lsock_win32_input_stream_get_type ())
@@ -698,33 +681,6 @@ lsock_win32_input_stream_read (GInputStream  *stream,
 {
   return conn_read (LSOCK_WIN32_INPUT_STREAM (stream)->conn, buffer, count, TRUE,
                     cancellable, error);
-}
-
-static gboolean
-lsock_win32_input_stream_close (GInputStream  *stream,
-                                GCancellable  *cancellable,
-                                GError       **error)
-{
-  return TRUE;
-}
-
-static void
-lsock_win32_input_stream_close_async (GInputStream        *stream,
-                                      int                  io_priority,
-                                      GCancellable        *cancellable,
-                                      GAsyncReadyCallback  callback,
-                                      gpointer             user_data)
-{
-  close_async_immediately (stream, cancellable, callback, user_data,
-                           lsock_win32_input_stream_close_async);
-}
-
-static gboolean
-lsock_win32_input_stream_close_finish (GInputStream  *stream,
-                                       GAsyncResult  *result,
-                                       GError       **error)
-{
-  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 static gboolean
@@ -775,9 +731,7 @@ lsock_win32_input_stream_class_init (LsockWin32InputStreamClass *klass)
 
   object_class->finalize = lsock_win32_input_stream_finalize;
   stream_class->read_fn = lsock_win32_input_stream_read;
-  stream_class->close_fn = lsock_win32_input_stream_close;
-  stream_class->close_async = lsock_win32_input_stream_close_async;
-  stream_class->close_finish = lsock_win32_input_stream_close_finish;
+  _lsock_input_stream_class_set_close (stream_class);
 }
 
 static void
@@ -821,33 +775,6 @@ lsock_win32_output_stream_write (GOutputStream  *stream,
 {
   return conn_write (LSOCK_WIN32_OUTPUT_STREAM (stream)->conn, buffer, count,
                      cancellable, error);
-}
-
-static gboolean
-lsock_win32_output_stream_close (GOutputStream  *stream,
-                                 GCancellable   *cancellable,
-                                 GError        **error)
-{
-  return TRUE;
-}
-
-static void
-lsock_win32_output_stream_close_async (GOutputStream       *stream,
-                                       int                  io_priority,
-                                       GCancellable        *cancellable,
-                                       GAsyncReadyCallback  callback,
-                                       gpointer             user_data)
-{
-  close_async_immediately (stream, cancellable, callback, user_data,
-                           lsock_win32_output_stream_close_async);
-}
-
-static gboolean
-lsock_win32_output_stream_close_finish (GOutputStream  *stream,
-                                        GAsyncResult   *result,
-                                        GError        **error)
-{
-  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 static gboolean
@@ -898,9 +825,7 @@ lsock_win32_output_stream_class_init (LsockWin32OutputStreamClass *klass)
 
   object_class->finalize = lsock_win32_output_stream_finalize;
   stream_class->write_fn = lsock_win32_output_stream_write;
-  stream_class->close_fn = lsock_win32_output_stream_close;
-  stream_class->close_async = lsock_win32_output_stream_close_async;
-  stream_class->close_finish = lsock_win32_output_stream_close_finish;
+  _lsock_output_stream_class_set_close (stream_class);
 }
 
 static void

@@ -102,6 +102,97 @@ _lsock_name_cancelled_error (LsockName *name,
                                     _lsock_name_get_display (name));
 }
 
+static void
+substream_close_async (gpointer             stream,
+                       GCancellable        *cancellable,
+                       GAsyncReadyCallback  callback,
+                       gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (stream, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, substream_close_async);
+  g_task_set_name (task, "[lsock] close");
+  g_task_return_boolean (task, TRUE);
+}
+
+static gboolean
+substream_close_finish (gpointer       stream,
+                        GAsyncResult  *result,
+                        GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, stream), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static gboolean
+input_close (GInputStream  *stream,
+             GCancellable  *cancellable,
+             GError       **error)
+{
+  return TRUE;
+}
+
+static void
+input_close_async (GInputStream        *stream,
+                   int                  io_priority,
+                   GCancellable        *cancellable,
+                   GAsyncReadyCallback  callback,
+                   gpointer             user_data)
+{
+  substream_close_async (stream, cancellable, callback, user_data);
+}
+
+static gboolean
+input_close_finish (GInputStream  *stream,
+                    GAsyncResult  *result,
+                    GError       **error)
+{
+  return substream_close_finish (stream, result, error);
+}
+
+static gboolean
+output_close (GOutputStream  *stream,
+              GCancellable   *cancellable,
+              GError        **error)
+{
+  return TRUE;
+}
+
+static void
+output_close_async (GOutputStream       *stream,
+                    int                  io_priority,
+                    GCancellable        *cancellable,
+                    GAsyncReadyCallback  callback,
+                    gpointer             user_data)
+{
+  substream_close_async (stream, cancellable, callback, user_data);
+}
+
+static gboolean
+output_close_finish (GOutputStream  *stream,
+                     GAsyncResult   *result,
+                     GError        **error)
+{
+  return substream_close_finish (stream, result, error);
+}
+
+void
+_lsock_input_stream_class_set_close (GInputStreamClass *klass)
+{
+  klass->close_fn = input_close;
+  klass->close_async = input_close_async;
+  klass->close_finish = input_close_finish;
+}
+
+void
+_lsock_output_stream_class_set_close (GOutputStreamClass *klass)
+{
+  klass->close_fn = output_close;
+  klass->close_async = output_close_async;
+  klass->close_finish = output_close_finish;
+}
+
 static GInputStream *
 lsock_stream_get_input_stream (GIOStream *stream)
 {
