@@ -15,6 +15,7 @@ G_BEGIN_DECLS
 # define LSOCK_DEFAULT_BACKLOG 4
 #else
 # include <sys/socket.h>
+# include <sys/types.h>
 # define LSOCK_DEFAULT_BACKLOG SOMAXCONN
 #endif
 
@@ -43,10 +44,15 @@ struct _LsockListener
   int           zombie_fd;
   guint64       bound_dev;
   guint64       bound_ino;
+#ifndef G_OS_WIN32
+  uid_t         owner_uid;
+#endif
   gpointer      backend;
 
-  /* Pending accept_async tasks, failed with G_IO_ERROR_CLOSED on close */
+  /* Pending accept_async tasks, failed with G_IO_ERROR_CLOSED on close,
+   * and the source most of them share (see accept_shared_cb()) */
   GQueue        pending;
+  GSource      *accept_source;
 
   /* start()/stop(): the incoming source and its back-off timer */
   GMainContext *incoming_context;

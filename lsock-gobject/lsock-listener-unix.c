@@ -561,6 +561,8 @@ _lsock_listener_bind_impl (LsockListener  *self,
     }
 
   self->fd = fd;
+  /* USER admits this uid: the one that owns the listener (and its file) */
+  self->owner_uid = geteuid ();
   return TRUE;
 }
 
@@ -583,7 +585,7 @@ peer_admitted (LsockListener *self,
                error->message);
       return FALSE;
     }
-  if (uid != geteuid ())
+  if (uid != self->owner_uid)
     {
       g_debug ("Refusing a peer on “%s”: uid %u (pid %d) is not ours",
                _lsock_name_get_display (self->name), (guint) uid, (int) pid);
@@ -664,14 +666,28 @@ accept_loop (LsockListener  *self,
     {
       int fd;
       int errsv;
+      int ready;
 
       if (listen_fd < 0)
         {
           _lsock_listener_set_closed_error (self, error);
           return NULL;
         }
-      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+
+      /* accept() makes the new socket (an inode) before it looks at the
+       * queue and frees it again when nobody is waiting: that costs ten
+       * times a poll() (6 µs against 0.5 µs here). So poll() first, and
+       * call accept() only when a peer is queued. A blocking accept waits
+       * in poll() (cancellably); close() in another thread wakes it. */
+      ready = _lsock_unix_wait (listen_fd, G_IO_IN, blocking ? 0 : -1, cancellable, error);
+      if (ready < 0)
         return NULL;
+      if (ready == 0)
+        {
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
+                               g_strerror (EAGAIN));
+          return NULL;
+        }
 
       fd = accept_one (listen_fd);
       if (fd >= 0)
@@ -694,15 +710,8 @@ accept_loop (LsockListener  *self,
 #if EWOULDBLOCK != EAGAIN
         case EWOULDBLOCK:
 #endif
-          if (!blocking)
-            {
-              g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
-                                   g_strerror (errsv));
-              return NULL;
-            }
-          if (_lsock_unix_wait (listen_fd, G_IO_IN, 0, cancellable, error) < 0)
-            return NULL;
-          /* Closed meanwhile? */
+          /* Another thread took the peer; or the socket was shut down by
+           * close() in another thread, which makes poll() say readable */
           g_mutex_lock (&self->lock);
           if (self->closed)
             listen_fd = -1;

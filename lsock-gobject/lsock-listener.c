@@ -602,10 +602,13 @@ lsock_listener_accept (LsockListener  *self,
   return stream;
 }
 
+/* accept_async() tasks. Each waits on the listener's shared source when
+ * it was started without a cancellable from the context that source is
+ * attached to; otherwise on a source of its own. */
 typedef struct
 {
   LsockListener *listener;  /* unowned: the task owns a reference */
-  GSource       *source;
+  GSource       *source;    /* its own source, or NULL: the shared one */
 } AcceptData;
 
 static void
@@ -633,14 +636,43 @@ accept_task_unqueue (LsockListener *self,
   return found;
 }
 
+/* Completes @task with the outcome of one non-blocking accept. FALSE if
+ * no peer was waiting. */
+static gboolean
+accept_task_try (LsockListener *self,
+                 GTask         *task)
+{
+  AcceptData *data = g_task_get_task_data (task);
+  g_autoptr(GError) error = NULL;
+  LsockStream *stream;
+
+  stream = _lsock_listener_accept_impl (self, FALSE, NULL, &error);
+  if (stream == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    return FALSE;
+
+  if (!accept_task_unqueue (self, task))
+    {
+      /* close() failed the task meanwhile (another thread) */
+      g_clear_object (&stream);
+      return TRUE;
+    }
+
+  g_clear_pointer (&data->source, g_source_unref);
+  if (stream != NULL)
+    g_task_return_pointer (task, stream, g_object_unref);
+  else
+    g_task_return_error (task, g_steal_pointer (&error));
+  g_object_unref (task);  /* the queue's */
+
+  return TRUE;
+}
+
 static gboolean
 accept_async_ready_cb (gpointer user_data)
 {
   GTask *task = user_data;
   AcceptData *data = g_task_get_task_data (task);
   LsockListener *self = g_task_get_source_object (task);
-  g_autoptr(GError) error = NULL;
-  LsockStream *stream;
 
   if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
     {
@@ -653,25 +685,48 @@ accept_async_ready_cb (gpointer user_data)
       return G_SOURCE_REMOVE;
     }
 
-  stream = _lsock_listener_accept_impl (self, FALSE, NULL, &error);
-  if (stream == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-    return G_SOURCE_CONTINUE;
+  return accept_task_try (self, task) ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
+}
 
-  if (!accept_task_unqueue (self, task))
+/* The shared source: serves the oldest task waiting on it. Attaching and
+ * destroying a source adds and removes an fd of the GMainContext, and each
+ * of those wakes the context up with a write to its eventfd; accepts
+ * chained from the callback (the usual way) keep this one source instead.
+ * It goes when it finds a peer and no task waiting for it. */
+static gboolean
+accept_shared_cb (gpointer user_data)
+{
+  LsockListener *self = user_data;
+  g_autoptr(LsockListener) keep = g_object_ref (self);
+  GTask *task = NULL;
+
+  g_mutex_lock (&self->lock);
+  for (GList *l = self->pending.head; l != NULL; l = l->next)
     {
-      /* close() failed the task meanwhile (another thread) */
-      g_clear_object (&stream);
+      AcceptData *data = g_task_get_task_data (l->data);
+
+      if (data->source == NULL)
+        {
+          task = g_object_ref (l->data);
+          break;
+        }
+    }
+  if (task == NULL)
+    {
+      if (self->accept_source != NULL)
+        {
+          g_source_destroy (self->accept_source);
+          g_clear_pointer (&self->accept_source, g_source_unref);
+        }
+      g_mutex_unlock (&self->lock);
       return G_SOURCE_REMOVE;
     }
+  g_mutex_unlock (&self->lock);
 
-  g_clear_pointer (&data->source, g_source_unref);
-  if (stream != NULL)
-    g_task_return_pointer (task, stream, g_object_unref);
-  else
-    g_task_return_error (task, g_steal_pointer (&error));
+  accept_task_try (self, task);
   g_object_unref (task);
 
-  return G_SOURCE_REMOVE;
+  return G_SOURCE_CONTINUE;
 }
 
 /**
@@ -697,6 +752,7 @@ lsock_listener_accept_async (LsockListener       *self,
 {
   g_autoptr(GTask) task = NULL;
   g_autoptr(GError) error = NULL;
+  GMainContext *context;
   AcceptData *data;
   GSource *cancel_source;
 
@@ -718,6 +774,32 @@ lsock_listener_accept_async (LsockListener       *self,
   data = g_new0 (AcceptData, 1);
   data->listener = self;
   g_task_set_task_data (task, data, (GDestroyNotify) accept_data_free);
+  context = g_task_get_context (task);
+
+  g_mutex_lock (&self->lock);
+  if (cancellable == NULL && g_task_get_priority (task) == G_PRIORITY_DEFAULT &&
+      (self->accept_source == NULL ||
+       g_source_get_context (self->accept_source) == context))
+    {
+      /* The queue holds the only reference */
+      g_queue_push_tail (&self->pending, g_steal_pointer (&task));
+      if (self->accept_source == NULL)
+        {
+          self->accept_source = _lsock_listener_create_source_impl (self);
+          g_source_set_static_name (self->accept_source, "[lsock] accept");
+          g_source_set_callback (self->accept_source, accept_shared_cb, self, NULL);
+          /* GLib blocks a source that cannot recurse while it dispatches:
+           * that removes its fd from the context and adds it back, two
+           * writes to the context's eventfd and one more iteration per
+           * dispatch. Both callbacks here are safe to re-enter: each
+           * takes its task (or emits its peer) before calling out. */
+          g_source_set_can_recurse (self->accept_source, TRUE);
+          g_source_attach (self->accept_source, context);
+        }
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  g_mutex_unlock (&self->lock);
 
   data->source = _lsock_listener_create_source_impl (self);
   if (cancellable != NULL)
@@ -738,7 +820,7 @@ lsock_listener_accept_async (LsockListener       *self,
   g_queue_push_tail (&self->pending, g_object_ref (task));
   g_mutex_unlock (&self->lock);
 
-  g_source_attach (data->source, g_task_get_context (task));
+  g_source_attach (data->source, context);
 }
 
 /**
@@ -796,6 +878,8 @@ incoming_watch (LsockListener *self)
 
   g_source_set_static_name (source, "[lsock] incoming");
   g_source_set_callback (source, incoming_cb, self, NULL);
+  /* See lsock_listener_accept_async() */
+  g_source_set_can_recurse (source, TRUE);
   self->incoming_source = source;
   g_source_attach (source, self->incoming_context);
 }
@@ -980,6 +1064,11 @@ lsock_listener_close (LsockListener *self)
     }
   self->closed = TRUE;
   stop_locked (self);
+  if (self->accept_source != NULL)
+    {
+      g_source_destroy (self->accept_source);
+      g_clear_pointer (&self->accept_source, g_source_unref);
+    }
   pending = self->pending;
   g_queue_init (&self->pending);
   if (self->bound)
