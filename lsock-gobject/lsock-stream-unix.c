@@ -335,14 +335,22 @@ static GSourceFuncs io_source_funcs = {
 /* The reactor: one epoll fd per GMainContext, watched by one GSource.
  *
  * A GMainContext keeps its fds in a list sorted by number and polls them
- * all in every iteration; adding or changing an fd also writes to the
- * context's wakeup eventfd. With a source per waiting operation that is
- * O(connections) work, and two more system calls, per message. Here each
- * connection is registered once with the context's epoll fd (EPOLLONESHOT,
- * re-armed with one epoll_ctl() per wait), the context polls that single
- * fd, and one dispatch serves every ready connection. Operations that
- * complete at once are queued and reported from the reactor's next
- * dispatch (GIO never calls back from inside the _async call). */
+ * all in every iteration; adding or removing an fd also writes to the
+ * context's wakeup eventfd (and so does blocking a source for its
+ * dispatch, and g_source_set_ready_time()). With a source per waiting
+ * operation that is O(connections) work, and several more system calls,
+ * per message. Here each connection is registered once with the context's
+ * epoll fd, edge-triggered, for input (and for output only while a write
+ * waits); the context polls that single fd, and one dispatch serves every
+ * ready connection. Each connection remembers whether its last read or
+ * write came up short: a short transfer on a stream socket means the
+ * queue was drained (or the buffer filled) at that moment, and the next
+ * edge will say when that changes, so the next operation waits for it
+ * without trying a system call that would fail with EAGAIN. Operations
+ * that complete at once are queued and reported from the reactor's next
+ * dispatch (GIO never calls back from inside the _async call, and the
+ * GTask that g_output_stream_write_async() wraps around us would return
+ * through an idle source if we called back in the same iteration). */
 
 typedef struct _Reactor Reactor;
 
@@ -367,7 +375,43 @@ struct _LsockIoOp
   GAsyncReadyCallback  callback;
   gpointer             user_data;
   gpointer             source_tag;
+  LsockIoOp           *next;       /* in an OpList */
 };
+
+/* A FIFO of operations done, linked through the operations themselves
+ * (a GQueue would allocate a node for each) */
+typedef struct
+{
+  LsockIoOp *head;
+  LsockIoOp *tail;
+} OpList;
+
+static void
+op_list_push (OpList    *list,
+              LsockIoOp *op)
+{
+  op->next = NULL;
+  if (list->tail != NULL)
+    list->tail->next = op;
+  else
+    list->head = op;
+  list->tail = op;
+}
+
+static LsockIoOp *
+op_list_pop (OpList *list)
+{
+  LsockIoOp *op = list->head;
+
+  if (op != NULL)
+    {
+      list->head = op->next;
+      if (list->head == NULL)
+        list->tail = NULL;
+      op->next = NULL;
+    }
+  return op;
+}
 
 static void lsock_io_op_async_result_iface_init (GAsyncResultIface *iface);
 
@@ -432,6 +476,8 @@ typedef struct
 {
   Reactor   *reactor;   /* holds a reference on its source */
   int        fd;        /* the fd registered */
+  guint32    events;    /* registered with epoll */
+  gboolean   ready[2];  /* by Direction: may not fail with EAGAIN */
   LsockIoOp *ops[2];    /* in flight, by Direction */
   LsockIoOp *spare[2];  /* finished and let go of: reused */
 } ConnWatch;
@@ -445,8 +491,11 @@ struct _Reactor
   /* Guards everything below and every ConnWatch registered here */
   GMutex        lock;
   GHashTable   *watches;  /* ConnWatch* set: epoll events may outlive one */
-  GQueue        done;     /* LsockIoOp*: finished at once, to report */
+  OpList        done;     /* finished at once, to report */
+  int           n_done;   /* atomic: how many are in done, for prepare/check */
 };
+
+#define WATCH_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
 
 G_LOCK_DEFINE_STATIC (reactors);
 static GHashTable *reactors;  /* GMainContext* → Reactor* */
@@ -483,12 +532,65 @@ io_op_report (LsockIoOp *op)
   _lsock_conn_unref (conn);
 }
 
-static guint32
-watch_events (ConnWatch *watch)
+/* Tries @op's system call; FALSE if it would block (and so must wait for
+ * the next edge). Called with the reactor locked. */
+static gboolean
+watch_try_op (ConnWatch *watch,
+              LsockIoOp *op)
 {
-  return (watch->ops[DIRECTION_READ] ? EPOLLIN : 0) |
-         (watch->ops[DIRECTION_WRITE] ? EPOLLOUT : 0) |
-         EPOLLONESHOT;
+  Direction d = op->direction;
+
+  op->n = conn_try_io (op->conn, d, op->buffer, op->count, &op->errsv);
+  if (op->n < 0 && op->errsv == EAGAIN)
+    {
+      watch->ready[d] = FALSE;
+      return FALSE;
+    }
+  /* Short: drained or filled just now. (0 is the end of the stream, which
+   * stays readable.) */
+  if (op->n > 0 && (gsize) op->n < op->count)
+    watch->ready[d] = FALSE;
+  return TRUE;
+}
+
+/* Registers for output only while a write waits: otherwise every read by
+ * the peer, which frees buffer space, would wake the reactor */
+static void
+watch_update_events (Reactor   *reactor,
+                     ConnWatch *watch)
+{
+  guint32 events = WATCH_EVENTS | (watch->ops[DIRECTION_WRITE] != NULL ? EPOLLOUT : 0);
+  struct epoll_event ev = { .events = events, .data.ptr = watch };
+
+  if (events == watch->events || watch->fd < 0)
+    return;
+  if (epoll_ctl (reactor->epfd, EPOLL_CTL_MOD, watch->fd, &ev) == 0)
+    watch->events = events;
+}
+
+static void
+reactor_queue_done (Reactor   *reactor,
+                    LsockIoOp *op)
+{
+  op_list_push (&reactor->done, op);
+  g_atomic_int_inc (&reactor->n_done);
+}
+
+static gboolean
+reactor_prepare (GSource *source,
+                 int     *timeout)
+{
+  *timeout = -1;
+  return g_atomic_int_get (&((Reactor *) source)->n_done) > 0;
+}
+
+static gboolean
+reactor_check (GSource *source)
+{
+  Reactor *reactor = (Reactor *) source;
+
+  return g_atomic_int_get (&reactor->n_done) > 0 ||
+         g_source_query_unix_fd (source, reactor->tag) != 0;
 }
 
 static gboolean
@@ -498,19 +600,23 @@ reactor_dispatch (GSource     *source,
 {
   Reactor *reactor = (Reactor *) source;
   struct epoll_event events[64];
-  GQueue done = G_QUEUE_INIT;
+  OpList done;
   LsockIoOp *op;
-  int n_events;
-
-  g_source_set_ready_time (source, -1);
+  int n_events = 0;
 
   g_mutex_lock (&reactor->lock);
   done = reactor->done;
-  g_queue_init (&reactor->done);
+  reactor->done.head = reactor->done.tail = NULL;
+  g_atomic_int_set (&reactor->n_done, 0);
 
-  do
-    n_events = epoll_wait (reactor->epfd, events, G_N_ELEMENTS (events), 0);
-  while (n_events < 0 && errno == EINTR);
+  /* Only when the epoll fd was readable: iterations that just report
+   * operations done at once need no system call here */
+  if (g_source_query_unix_fd (source, reactor->tag) != 0)
+    {
+      do
+        n_events = epoll_wait (reactor->epfd, events, G_N_ELEMENTS (events), 0);
+      while (n_events < 0 && errno == EINTR);
+    }
 
   for (int i = 0; i < n_events; i++)
     {
@@ -521,31 +627,25 @@ reactor_dispatch (GSource     *source,
       if (!g_hash_table_contains (reactor->watches, watch))
         continue;
 
+      if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        watch->ready[DIRECTION_READ] = TRUE;
+      if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        watch->ready[DIRECTION_WRITE] = TRUE;
+
       for (Direction d = DIRECTION_READ; d <= DIRECTION_WRITE; d++)
         {
-          guint32 wanted = d == DIRECTION_READ ? EPOLLIN : EPOLLOUT;
-
           op = watch->ops[d];
-          if (op == NULL || !(revents & (wanted | EPOLLERR | EPOLLHUP)))
-            continue;
-          op->n = conn_try_io (op->conn, d, op->buffer, op->count, &op->errsv);
-          if (op->n < 0 && op->errsv == EAGAIN)
+          if (op == NULL || !watch->ready[d] || !watch_try_op (watch, op))
             continue;
           watch->ops[d] = NULL;
-          g_queue_push_tail (&done, op);
+          op_list_push (&done, op);
         }
-
-      if (watch->ops[DIRECTION_READ] != NULL || watch->ops[DIRECTION_WRITE] != NULL)
-        {
-          struct epoll_event ev = { .events = watch_events (watch), .data.ptr = watch };
-
-          epoll_ctl (reactor->epfd, EPOLL_CTL_MOD, watch->fd, &ev);
-        }
+      watch_update_events (reactor, watch);
     }
   g_mutex_unlock (&reactor->lock);
 
   /* Report with the lock released: callbacks start the next operations */
-  while ((op = g_queue_pop_head (&done)) != NULL)
+  while ((op = op_list_pop (&done)) != NULL)
     io_op_report (op);
 
   return G_SOURCE_CONTINUE;
@@ -567,6 +667,8 @@ reactor_finalize (GSource *source)
 }
 
 static GSourceFuncs reactor_funcs = {
+  .prepare = reactor_prepare,
+  .check = reactor_check,
   .dispatch = reactor_dispatch,
   .finalize = reactor_finalize,
 };
@@ -594,7 +696,6 @@ reactor_get (GMainContext *context)
   reactor->context = context;
   g_mutex_init (&reactor->lock);
   reactor->watches = g_hash_table_new (NULL, NULL);
-  g_queue_init (&reactor->done);
   if (reactor->epfd < 0)
     {
       reactor->context = NULL;
@@ -605,6 +706,12 @@ reactor_get (GMainContext *context)
   reactor->tag = g_source_add_unix_fd (&reactor->source, reactor->epfd, G_IO_IN);
   g_source_set_static_name (&reactor->source, "[lsock] I/O");
   g_source_set_priority (&reactor->source, G_PRIORITY_DEFAULT);
+  /* GLib blocks a source that cannot recurse for its dispatch, which
+   * removes its fd from the context and adds it back: two writes to the
+   * context's eventfd, and one more iteration, per dispatch. The dispatch
+   * above is safe to re-enter (callbacks run with nothing held, every
+   * operation is taken off its watch before it is reported). */
+  g_source_set_can_recurse (&reactor->source, TRUE);
   g_hash_table_replace (reactors, context, reactor);
   /* The context owns the attached source; the caller gets a reference */
   g_source_attach (&reactor->source, context);
@@ -631,7 +738,7 @@ conn_unwatch (LsockConn *conn)
   watch->fd = -1;
   /* The last connection gone: the reactor goes too, and with it the epoll
    * fd, so that a context that is done with lsock holds nothing of it */
-  if (g_hash_table_size (reactor->watches) == 0 && reactor->done.length == 0)
+  if (g_hash_table_size (reactor->watches) == 0 && reactor->done.head == NULL)
     {
       if (g_hash_table_lookup (reactors, reactor->context) == reactor)
         g_hash_table_remove (reactors, reactor->context);
@@ -681,7 +788,7 @@ reactor_io_async (LsockConn           *conn,
   reactor = g_atomic_pointer_get (&watch->reactor);
   if (reactor == NULL)
     {
-      struct epoll_event ev = { .events = EPOLLONESHOT, .data.ptr = watch };
+      struct epoll_event ev = { .events = WATCH_EVENTS, .data.ptr = watch };
 
       reactor = reactor_get (context);
       if (reactor == NULL)
@@ -705,6 +812,8 @@ reactor_io_async (LsockConn           *conn,
         }
       /* The watch keeps the reference reactor_get() gave */
       watch->fd = fd;
+      watch->events = WATCH_EVENTS;
+      watch->ready[DIRECTION_READ] = watch->ready[DIRECTION_WRITE] = TRUE;
       g_hash_table_add (reactor->watches, watch);
     }
   else
@@ -732,23 +841,20 @@ reactor_io_async (LsockConn           *conn,
   op->direction = direction;
   op->buffer = buffer;
   op->count = count;
-  op->n = conn_try_io (conn, direction, buffer, count, &op->errsv);
 
-  if (op->n >= 0 || op->errsv != EAGAIN)
+  if (watch->ready[direction] && watch_try_op (watch, op))
     {
-      /* Done already: report from the next dispatch */
-      g_queue_push_tail (&reactor->done, op);
+      /* Done already: report from the next dispatch. The thread that runs
+       * the context finds it in prepare(); any other must be woken. */
+      reactor_queue_done (reactor, op);
       g_mutex_unlock (&reactor->lock);
-      g_source_set_ready_time (&reactor->source, 0);
+      if (!g_main_context_is_owner (context))
+        g_main_context_wakeup (context);
       return TRUE;
     }
 
   watch->ops[direction] = op;
-  {
-    struct epoll_event ev = { .events = watch_events (watch), .data.ptr = watch };
-
-    epoll_ctl (reactor->epfd, EPOLL_CTL_MOD, watch->fd, &ev);
-  }
+  watch_update_events (reactor, watch);
   g_mutex_unlock (&reactor->lock);
   return TRUE;
 }
