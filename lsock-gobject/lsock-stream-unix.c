@@ -478,6 +478,8 @@ typedef struct
   int        fd;        /* the fd registered */
   guint32    events;    /* registered with epoll */
   gboolean   ready[2];  /* by Direction: may not fail with EAGAIN */
+  gboolean   final[2];  /* by Direction: never blocks again (end of the
+                         * stream, hang-up, error: no more edges come) */
   LsockIoOp *ops[2];    /* in flight, by Direction */
   LsockIoOp *spare[2];  /* finished and let go of: reused */
 } ConnWatch;
@@ -547,8 +549,9 @@ watch_try_op (ConnWatch *watch,
       return FALSE;
     }
   /* Short: drained or filled just now. (0 is the end of the stream, which
-   * stays readable.) */
-  if (op->n > 0 && (gsize) op->n < op->count)
+   * stays readable.) Not after a hang-up: the data is drained but the end
+   * of the stream is still to be read, and its edge has come and gone. */
+  if (op->n > 0 && (gsize) op->n < op->count && !watch->final[d])
     watch->ready[d] = FALSE;
   return TRUE;
 }
@@ -631,6 +634,10 @@ reactor_dispatch (GSource     *source,
         watch->ready[DIRECTION_READ] = TRUE;
       if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         watch->ready[DIRECTION_WRITE] = TRUE;
+      if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        watch->final[DIRECTION_READ] = TRUE;
+      if (revents & (EPOLLHUP | EPOLLERR))
+        watch->final[DIRECTION_WRITE] = TRUE;
 
       for (Direction d = DIRECTION_READ; d <= DIRECTION_WRITE; d++)
         {
