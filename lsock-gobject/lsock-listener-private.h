@@ -46,6 +46,7 @@ struct _LsockListener
   guint64       bound_ino;
 #ifndef G_OS_WIN32
   uid_t         owner_uid;
+  int           fd_nonblocking;  /* atomic: O_NONBLOCK set, for good */
 #endif
   gpointer      backend;
 

@@ -544,8 +544,8 @@ _lsock_listener_bind_impl (LsockListener  *self,
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
 
-  /* Non-blocking, so accepts in several threads never block in accept() */
-  fd = _lsock_unix_socket (TRUE, error);
+  /* Blocking until something polls it: see accept_loop() */
+  fd = _lsock_unix_socket (FALSE, error);
   if (fd < 0)
     return FALSE;
 
@@ -618,6 +618,32 @@ accept_one (int listen_fd)
 #endif
 }
 
+/* Makes the listening socket non-blocking, for good: once anything may
+ * poll it (a source, a cancellable accept), an accept() must never block.
+ * A blocking accept() already sleeping in another thread is not affected,
+ * and a peer it takes makes the poller's accept() fail with EAGAIN, which
+ * the loop below takes in its stride. */
+static gboolean
+listener_set_nonblocking (LsockListener  *self,
+                          int             listen_fd,
+                          GError        **error)
+{
+  int errsv;
+
+  if (g_atomic_int_get (&self->fd_nonblocking))
+    return TRUE;
+  if (!_lsock_unix_set_nonblocking (listen_fd, TRUE))
+    {
+      errsv = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                   _("Could not accept a connection on “%s”: %s"),
+                   _lsock_name_get_display (self->name), g_strerror (errsv));
+      return FALSE;
+    }
+  g_atomic_int_set (&self->fd_nonblocking, TRUE);
+  return TRUE;
+}
+
 static LsockStream *accept_loop (LsockListener  *self,
                                  int             listen_fd,
                                  gboolean        blocking,
@@ -674,12 +700,24 @@ accept_loop (LsockListener  *self,
           return NULL;
         }
 
-      /* accept() makes the new socket (an inode) before it looks at the
-       * queue and frees it again when nobody is waiting: that costs ten
-       * times a poll() (6 µs against 0.5 µs here). So poll() first, and
-       * call accept() only when a peer is queued. A blocking accept waits
-       * in poll() (cancellably); close() in another thread wakes it. */
-      ready = _lsock_unix_wait (listen_fd, G_IO_IN, blocking ? 0 : -1, cancellable, error);
+      /* A plain blocking accept (no cancellable) on a socket that nothing
+       * watches from a main context: the socket is still blocking, so
+       * this is one accept(), as in a classic accept loop. close() in
+       * another thread wakes it (shutdown()). */
+      if (blocking && cancellable == NULL && !g_atomic_int_get (&self->fd_nonblocking))
+        ready = 1;
+      else
+        {
+          /* Otherwise the socket is non-blocking. accept() makes the new
+           * socket (an inode) before it looks at the queue and frees it
+           * again when nobody is waiting: that costs ten times a poll()
+           * (6 µs against 0.5 µs here). So poll() first, and call
+           * accept() only when a peer is queued; a blocking accept waits
+           * in poll(), cancellably. */
+          if (!listener_set_nonblocking (self, listen_fd, error))
+            return NULL;
+          ready = _lsock_unix_wait (listen_fd, G_IO_IN, blocking ? 0 : -1, cancellable, error);
+        }
       if (ready < 0)
         return NULL;
       if (ready == 0)
@@ -739,7 +777,12 @@ accept_loop (LsockListener  *self,
 GSource *
 _lsock_listener_create_source_impl (LsockListener *self)
 {
-  GSource *source = _lsock_unix_fd_source_new (self->fd, G_IO_IN, 0);
+  GSource *source;
+
+  /* Cannot fail on a valid socket; if it did, accepts from the source
+   * would report it */
+  listener_set_nonblocking (self, self->fd, NULL);
+  source = _lsock_unix_fd_source_new (self->fd, G_IO_IN, 0);
 
   _lsock_unix_fd_source_set_plain_callback (source);
   return source;
