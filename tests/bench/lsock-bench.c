@@ -24,6 +24,8 @@
  */
 #include "config.h"
 
+#include "fd-stream.h"
+
 #include <lsock-gobject/lsock.h>
 #include <gio/gunixsocketaddress.h>
 #include <glib-unix.h>
@@ -55,11 +57,13 @@ typedef enum {
   V_LSOCK_ASYNC,
   V_GIO,
   V_GSOCKET,
+  V_GIO_FLOOR,
+  V_LSOCK_NB,
   N_VARIANTS
 } Variant;
 
 static const char *variant_names[N_VARIANTS] = {
-  "raw", "lsock", "lsock-async", "gio", "gsocket",
+  "raw", "lsock", "lsock-async", "gio", "gsocket", "gio-floor", "lsock-nb",
 };
 
 typedef struct
@@ -838,6 +842,27 @@ connect_server (const Params *p,
           g_io_stream_close (G_IO_STREAM (stream), NULL, NULL);
         }
     }
+  else if (p->variant == V_GIO_FLOOR)
+    {
+      /* The raw loop, each connection wrapped in the least GIOStream */
+      int lfd = raw_listen (p->name, FALSE);
+
+      ctl_send (ctl, 'R');
+      for (guint i = 0; i < p->iters; i++)
+        {
+          int fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
+          g_autoptr(GIOStream) stream = NULL;
+
+          if (fd < 0)
+            die ("accept: %s", strerror (errno));
+          stream = bench_fd_stream_new (fd);
+          if (!stream_read_full (g_io_stream_get_input_stream (stream), buf, sizeof buf))
+            die ("connect: no request");
+          stream_write_all (g_io_stream_get_output_stream (stream), buf, sizeof buf);
+          g_io_stream_close (stream, NULL, NULL);
+        }
+      close (lfd);
+    }
   else if (p->variant == V_LSOCK_ASYNC)
     {
       GMainContext *context = g_main_context_new ();
@@ -888,7 +913,7 @@ connect_client (const Params *p,
   memset (buf, 'c', sizeof buf);
   if (p->variant == V_GIO)
     client = g_socket_client_new ();
-  else if (p->variant != V_RAW)
+  else if (p->variant != V_RAW && p->variant != V_GIO_FLOOR)
     name = lsock_name_for (p);
   ctl_wait (ctl);
 
@@ -910,6 +935,8 @@ connect_client (const Params *p,
 
           if (p->variant == V_GIO)
             stream = G_IO_STREAM (gio_connect (client, p));
+          else if (p->variant == V_GIO_FLOOR)
+            stream = bench_fd_stream_new (raw_connect (p->name));
           else
             stream = G_IO_STREAM (lsock_stream_connect (name, NULL, &error));
           if (stream == NULL)
@@ -1072,6 +1099,7 @@ typedef struct
 static void echo_read_cb (GObject *source, GAsyncResult *result, gpointer user_data);
 
 static guint echo_live;          /* connections open in the lsock server */
+static gboolean echo_nb;         /* lsock-nb: reply with write_nonblocking() */
 static GMainLoop *echo_loop;
 static gboolean echo_quitting;
 
@@ -1123,7 +1151,21 @@ echo_read_cb (GObject      *source,
     }
   c->len = n;
   c->off = 0;
-  g_output_stream_write_async (c->out, c->buf, n, G_PRIORITY_DEFAULT, NULL,
+  if (echo_nb)
+    {
+      /* The reply fits the socket buffer nearly always: write it now, and
+       * wait (write_async) only for what does not */
+      gssize w = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (c->out),
+                                                             c->buf, n, NULL, NULL);
+      if (w == n)
+        {
+          g_input_stream_read_async (c->in, c->buf, sizeof c->buf, G_PRIORITY_DEFAULT, NULL,
+                                     echo_read_cb, c);
+          return;
+        }
+      c->off = MAX (w, 0);
+    }
+  g_output_stream_write_async (c->out, c->buf + c->off, n - c->off, G_PRIORITY_DEFAULT, NULL,
                                echo_write_cb, c);
 }
 
@@ -1189,6 +1231,7 @@ echo_server (const Params *p,
 {
   struct rusage ru;
 
+  echo_nb = p->variant == V_LSOCK_NB;
   if (p->variant == V_RAW)
     echo_server_raw (p, ctl);
   else
@@ -1554,7 +1597,7 @@ typedef struct
   SideFunc    client;
   gboolean    from_server;
   Variant     baseline;
-  Variant     variants[4];
+  Variant     variants[N_VARIANTS];
   int         n_variants;
   Metric      metrics[2];
   int         n_metrics;
@@ -1732,7 +1775,8 @@ run_figure (const Figure *fig,
       for (int i = 0; i < fig->n_variants; i++)
         {
           Variant variant = fig->variants[i];
-          gboolean is_lsock = variant == V_LSOCK || variant == V_LSOCK_ASYNC;
+          gboolean is_lsock = variant == V_LSOCK || variant == V_LSOCK_ASYNC ||
+                              variant == V_LSOCK_NB;
           g_autofree char *target_text = NULL;
 
           if (variant == fig->baseline)
@@ -1816,7 +1860,9 @@ run_memory (Params *params,
 }
 
 /* PyGObject against Python's socket module, by py-bulk.py; its REP lines
- * carry one repetition each: "REP <name> <socket MB/s> <lsock MB/s>" */
+ * carry one repetition each:
+ * "REP <name> <socket MB/s> <lsock MB/s> <gio-unix MB/s>" (GIO's own
+ * Gio.UnixInputStream/UnixOutputStream: what PyGObject costs by itself) */
 static void
 run_python (int    reps,
             gsize  total_bytes)
@@ -1830,7 +1876,7 @@ run_python (int    reps,
   g_autoptr(GError) error = NULL;
   g_auto(GStrv) lines = NULL;
   const char *names[] = { "py-bulk-64k", "py-bulk-4k" };
-  GArray *raw[2], *ls[2];
+  GArray *raw[2], *ls[2], *gu[2];
   int status;
 
   if (!figure_selected ("py-bulk"))
@@ -1871,20 +1917,22 @@ run_python (int    reps,
     {
       raw[i] = g_array_new (FALSE, FALSE, sizeof (double));
       ls[i] = g_array_new (FALSE, FALSE, sizeof (double));
+      gu[i] = g_array_new (FALSE, FALSE, sizeof (double));
     }
   lines = g_strsplit (out, "\n", -1);
   for (int l = 0; lines[l] != NULL; l++)
     {
       char name[64];
-      double a, b;
+      double a, b, c;
 
-      if (sscanf (lines[l], "REP %63s %lf %lf", name, &a, &b) != 3)
+      if (sscanf (lines[l], "REP %63s %lf %lf %lf", name, &a, &b, &c) != 4)
         continue;
       for (int i = 0; i < 2; i++)
         if (strcmp (name, names[i]) == 0)
           {
             g_array_append_val (raw[i], a);
             g_array_append_val (ls[i], b);
+            g_array_append_val (gu[i], c);
           }
     }
   for (int i = 0; i < 2; i++)
@@ -1897,8 +1945,12 @@ run_python (int    reps,
       table_row (i == 0 ? "PyGObject bulk, 64 KiB chunks" : "PyGObject bulk, 4 KiB chunks",
                  "MB/s", "python socket", raw[i], "lsock (PyGObject)", ls[i],
                  HIGHER_IS_BETTER, 0.9, "≥ 0.9", TRUE);
+      table_row (i == 0 ? "PyGObject bulk, 64 KiB chunks" : "PyGObject bulk, 4 KiB chunks",
+                 "MB/s", "python socket", raw[i], "Gio.UnixInputStream (PyGObject)", gu[i],
+                 HIGHER_IS_BETTER, 0, NULL, TRUE);
       g_array_unref (raw[i]);
       g_array_unref (ls[i]);
+      g_array_unref (gu[i]);
     }
 }
 
@@ -2052,7 +2104,7 @@ main (int    argc,
     Figure conn = {
       .name = "connect", .label = "connect + accept + 1 round trip",
       .server = connect_server, .client = connect_client, .baseline = V_RAW,
-      .variants = { V_RAW, V_LSOCK, V_LSOCK_ASYNC, V_GIO }, .n_variants = 4,
+      .variants = { V_RAW, V_LSOCK, V_LSOCK_ASYNC, V_GIO, V_GIO_FLOOR }, .n_variants = 5,
       .metrics = { { 0, NULL, "conn/s", HIGHER_IS_BETTER, 0.95, "≥ 0.95" } }, .n_metrics = 1,
     };
 
@@ -2069,7 +2121,7 @@ main (int    argc,
       Figure echo = {
         .name = name, .label = label,
         .server = echo_server, .client = echo_client, .baseline = V_RAW,
-        .variants = { V_RAW, V_LSOCK }, .n_variants = 2,
+        .variants = { V_RAW, V_LSOCK, V_LSOCK_NB }, .n_variants = 3,
         .metrics = {
           { 0, "throughput", "msg/s", HIGHER_IS_BETTER, big ? 0 : 0.9, big ? NULL : "≥ 0.9" },
           { 1, "p99 round trip", "µs", LOWER_IS_BETTER, 0, NULL },

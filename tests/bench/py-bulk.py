@@ -5,10 +5,16 @@
 # against Python's own socket module (recv/send), 64 KiB and 4 KiB chunks,
 # interleaved repetitions. Server and client are separate processes.
 #
+# A third variant, "gio-unix", runs the same read_bytes/write_bytes calls
+# through GIO's own Gio.UnixInputStream/UnixOutputStream on the sockets of
+# the socket variant: the cheapest stream PyGObject can call. The gap
+# between it and Python's socket module is what a call through PyGObject
+# costs, whatever library is behind it.
+#
 #   GI_TYPELIB_PATH=BUILDDIR/lsock-gobject LD_LIBRARY_PATH=BUILDDIR/lsock-gobject \
 #     /usr/bin/python3 tests/bench/py-bulk.py [--reps N] [--bytes N] [--pin-server CPU --pin-client CPU]
 #
-# Prints one "REP <figure> <socket MB/s> <lsock MB/s>" line per repetition
+# Prints one "REP <figure> <socket MB/s> <lsock MB/s> <gio-unix MB/s>" line per repetition
 # (lsock-bench reads these) and a summary.
 
 import argparse
@@ -21,7 +27,7 @@ import time
 import gi
 gi.require_version('Lsock', '1.0')
 gi.require_version('GLib', '2.0')
-from gi.repository import GLib, Lsock  # noqa: E402
+from gi.repository import Gio, GLib, Lsock  # noqa: E402
 
 counter = 0
 
@@ -71,6 +77,24 @@ def server_lsock(name, chunk, ready_w):
     return total
 
 
+def server_gio_unix(name, chunk, ready_w):
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind('\0' + name)
+    srv.listen()
+    os.write(ready_w, b'R')
+    conn, _ = srv.accept()
+    read_bytes = Gio.UnixInputStream.new(conn.fileno(), False).read_bytes
+    total = 0
+    while True:
+        n = read_bytes(chunk, None).get_size()
+        if n == 0:
+            break
+        total += n
+    conn.sendall(b'k')
+    conn.close()
+    return total
+
+
 def client_socket(name, chunk, total):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect('\0' + name)
@@ -113,6 +137,31 @@ def client_lsock(name, chunk, total):
     return total / (t1 - t0) / 1e6
 
 
+def client_gio_unix(name, chunk, total):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect('\0' + name)
+    write_bytes = Gio.UnixOutputStream.new(sock.fileno(), False).write_bytes
+    buf = GLib.Bytes.new(b'x' * chunk)
+    sent = 0
+    t0 = time.perf_counter()
+    while sent < total:
+        if total - sent >= chunk:
+            n = write_bytes(buf, None)
+        else:
+            n = write_bytes(GLib.Bytes.new(b'x' * (total - sent)), None)
+        sent += n
+    sock.shutdown(socket.SHUT_WR)
+    ack = sock.recv(1)
+    t1 = time.perf_counter()
+    assert ack == b'k'
+    sock.close()
+    return total / (t1 - t0) / 1e6
+
+
+SERVERS = {'socket': server_socket, 'lsock': server_lsock, 'gio-unix': server_gio_unix}
+CLIENTS = {'socket': client_socket, 'lsock': client_lsock, 'gio-unix': client_gio_unix}
+
+
 def run_once(kind, chunk, total, pin_server, pin_client):
     name = unique_name()
     ready_r, ready_w = os.pipe()
@@ -122,7 +171,7 @@ def run_once(kind, chunk, total, pin_server, pin_client):
         try:
             os.close(ready_r)
             pin(pin_server)
-            fn = server_socket if kind == 'socket' else server_lsock
+            fn = SERVERS[kind]
             got = fn(name, chunk, ready_w)
             os.write(res_w, str(got).encode())
             os._exit(0)
@@ -134,7 +183,7 @@ def run_once(kind, chunk, total, pin_server, pin_client):
     pin(pin_client)
     assert os.read(ready_r, 1) == b'R'
     os.close(ready_r)
-    fn = client_socket if kind == 'socket' else client_lsock
+    fn = CLIENTS[kind]
     mbps = fn(name, chunk, total)
     got = int(os.read(res_r, 64) or b'-1')
     os.close(res_r)
@@ -155,16 +204,19 @@ def main():
     all_cpus = os.sched_getaffinity(0)
     for label, chunk, total in (('py-bulk-64k', 65536, args.bytes),
                                 ('py-bulk-4k', 4096, args.bytes // 4)):
-        results = {'socket': [], 'lsock': []}
+        results = {kind: [] for kind in SERVERS}
         for _ in range(args.reps):
-            for kind in ('socket', 'lsock'):
+            for kind in SERVERS:
                 results[kind].append(run_once(kind, chunk, total, args.pin_server, args.pin_client))
                 os.sched_setaffinity(0, all_cpus)
-            print('REP %s %.1f %.1f' % (label, results['socket'][-1], results['lsock'][-1]),
+            print('REP %s %.1f %.1f %.1f' % (label, results['socket'][-1], results['lsock'][-1],
+                                             results['gio-unix'][-1]),
                   flush=True)
         s = statistics.median(results['socket'])
         v = statistics.median(results['lsock'])
-        print('# %s: socket %.1f MB/s, lsock %.1f MB/s, ratio %.3f' % (label, s, v, v / s),
+        g = statistics.median(results['gio-unix'])
+        print('# %s: socket %.1f MB/s, lsock %.1f MB/s (ratio %.3f), gio-unix %.1f MB/s (ratio %.3f)'
+              % (label, s, v, v / s, g, g / s),
               flush=True)
 
 

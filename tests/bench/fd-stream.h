@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#define BENCH_TYPE_FD_STREAM (bench_fd_stream_get_type ())
+G_DECLARE_FINAL_TYPE (BenchFdStream, bench_fd_stream, BENCH, FD_STREAM, GIOStream)
+
+/* Takes @fd, a connected stream socket */
+GIOStream *bench_fd_stream_new (int fd);
+
+G_END_DECLS
