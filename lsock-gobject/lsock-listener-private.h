@@ -81,11 +81,18 @@ void          _lsock_listener_set_closed_error  (LsockListener  *self,
 gboolean      _lsock_listener_bind_impl         (LsockListener  *self,
                                                  GCancellable   *cancellable,
                                                  GError        **error);
-/* One accept: a blocking one waits (cancellably); a non-blocking one fails
- * with G_IO_ERROR_WOULD_BLOCK when no peer is waiting. Peers refused by the
- * access check are closed and skipped. */
+typedef enum
+{
+  LSOCK_ACCEPT_BLOCKING,     /* wait for a peer, cancellably */
+  LSOCK_ACCEPT_NONBLOCKING,  /* G_IO_ERROR_WOULD_BLOCK when none is waiting */
+  LSOCK_ACCEPT_READY,        /* as NONBLOCKING, called because a source
+                              * (_lsock_listener_create_source_impl())
+                              * just said a peer may be waiting */
+} LsockAcceptMode;
+
+/* One accept. Peers refused by the access check are closed and skipped. */
 LsockStream  *_lsock_listener_accept_impl       (LsockListener  *self,
-                                                 gboolean        blocking,
+                                                 LsockAcceptMode mode,
                                                  GCancellable   *cancellable,
                                                  GError        **error);
 /* A source that dispatches when a peer may be waiting; its callback is a

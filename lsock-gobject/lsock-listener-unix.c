@@ -646,13 +646,13 @@ listener_set_nonblocking (LsockListener  *self,
 
 static LsockStream *accept_loop (LsockListener  *self,
                                  int             listen_fd,
-                                 gboolean        blocking,
+                                 LsockAcceptMode mode,
                                  GCancellable   *cancellable,
                                  GError        **error);
 
 LsockStream *
 _lsock_listener_accept_impl (LsockListener  *self,
-                             gboolean        blocking,
+                             LsockAcceptMode mode,
                              GCancellable   *cancellable,
                              GError        **error)
 {
@@ -671,7 +671,7 @@ _lsock_listener_accept_impl (LsockListener  *self,
       return NULL;
     }
 
-  stream = accept_loop (self, listen_fd, blocking, cancellable, error);
+  stream = accept_loop (self, listen_fd, mode, cancellable, error);
 
   g_mutex_lock (&self->lock);
   if (--self->accepts_in_flight == 0 && self->zombie_fd >= 0)
@@ -684,10 +684,14 @@ _lsock_listener_accept_impl (LsockListener  *self,
 static LsockStream *
 accept_loop (LsockListener  *self,
              int             listen_fd,
-             gboolean        blocking,
+             LsockAcceptMode mode,
              GCancellable   *cancellable,
              GError        **error)
 {
+  gboolean blocking = mode == LSOCK_ACCEPT_BLOCKING;
+  /* A source just polled the socket for us: the first try needs no poll() */
+  gboolean polled = mode == LSOCK_ACCEPT_READY;
+
   for (;;)
     {
       int fd;
@@ -704,7 +708,8 @@ accept_loop (LsockListener  *self,
        * watches from a main context: the socket is still blocking, so
        * this is one accept(), as in a classic accept loop. close() in
        * another thread wakes it (shutdown()). */
-      if (blocking && cancellable == NULL && !g_atomic_int_get (&self->fd_nonblocking))
+      if (polled ||
+          (blocking && cancellable == NULL && !g_atomic_int_get (&self->fd_nonblocking)))
         ready = 1;
       else
         {
@@ -726,6 +731,7 @@ accept_loop (LsockListener  *self,
                                g_strerror (EAGAIN));
           return NULL;
         }
+      polled = FALSE;
 
       fd = accept_one (listen_fd);
       if (fd >= 0)

@@ -407,7 +407,7 @@ fail:
 
 LsockStream *
 _lsock_listener_accept_impl (LsockListener  *self,
-                             gboolean        blocking,
+                             LsockAcceptMode mode,
                              GCancellable   *cancellable,
                              GError        **error)
 {
@@ -457,7 +457,7 @@ _lsock_listener_accept_impl (LsockListener  *self,
           break;
         }
 
-      if (!blocking)
+      if (mode != LSOCK_ACCEPT_BLOCKING)
         {
           g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
                                _("No client is waiting"));

@@ -596,7 +596,7 @@ lsock_listener_accept (LsockListener  *self,
   if (!check_open (self, error))
     return NULL;
 
-  stream = _lsock_listener_accept_impl (self, TRUE, cancellable, error);
+  stream = _lsock_listener_accept_impl (self, LSOCK_ACCEPT_BLOCKING, cancellable, error);
   if (stream == NULL && error != NULL)
     _lsock_name_cancelled_error (self->name, *error);
   return stream;
@@ -646,7 +646,7 @@ accept_task_try (LsockListener *self,
   g_autoptr(GError) error = NULL;
   LsockStream *stream;
 
-  stream = _lsock_listener_accept_impl (self, FALSE, NULL, &error);
+  stream = _lsock_listener_accept_impl (self, LSOCK_ACCEPT_READY, NULL, &error);
   if (stream == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
     return FALSE;
 
@@ -912,7 +912,9 @@ incoming_cb (gpointer user_data)
       if (!check_open (self, NULL))
         return G_SOURCE_REMOVE;
 
-      stream = _lsock_listener_accept_impl (self, FALSE, NULL, &error);
+      /* The source fired for the first; the others may not be there */
+      stream = _lsock_listener_accept_impl (self, i == 0 ? LSOCK_ACCEPT_READY : LSOCK_ACCEPT_NONBLOCKING,
+                                            NULL, &error);
       if (stream != NULL)
         {
           self->backoff_ms = 0;
