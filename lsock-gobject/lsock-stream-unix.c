@@ -478,8 +478,8 @@ typedef struct
   int        fd;        /* the fd registered */
   guint32    events;    /* registered with epoll */
   gboolean   ready[2];  /* by Direction: may not fail with EAGAIN */
-  gboolean   final[2];  /* by Direction: never blocks again (end of the
-                         * stream, hang-up, error: no more edges come) */
+  gboolean   sticky[2]; /* by Direction: a short transfer does not mean
+                         * drained or full (see watch_try_op()) */
   LsockIoOp *ops[2];    /* in flight, by Direction */
   LsockIoOp *spare[2];  /* finished and let go of: reused */
 } ConnWatch;
@@ -497,7 +497,7 @@ struct _Reactor
   int           n_done;   /* atomic: how many are in done, for prepare/check */
 };
 
-#define WATCH_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
+#define WATCH_EVENTS (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLET)
 
 G_LOCK_DEFINE_STATIC (reactors);
 static GHashTable *reactors;  /* GMainContext* → Reactor* */
@@ -549,9 +549,11 @@ watch_try_op (ConnWatch *watch,
       return FALSE;
     }
   /* Short: drained or filled just now. (0 is the end of the stream, which
-   * stays readable.) Not after a hang-up: the data is drained but the end
-   * of the stream is still to be read, and its edge has come and gone. */
-  if (op->n > 0 && (gsize) op->n < op->count && !watch->final[d])
+   * stays readable.) Except, for good, once the connection has seen a
+   * hang-up or an error, whose edge has come and gone while the end of
+   * the stream (or the error) is still to be read; or urgent data
+   * (MSG_OOB), at whose mark recv() stops short with more queued. */
+  if (op->n > 0 && (gsize) op->n < op->count && !watch->sticky[d])
     watch->ready[d] = FALSE;
   return TRUE;
 }
@@ -630,14 +632,14 @@ reactor_dispatch (GSource     *source,
       if (!g_hash_table_contains (reactor->watches, watch))
         continue;
 
-      if (revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+      if (revents & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         watch->ready[DIRECTION_READ] = TRUE;
       if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         watch->ready[DIRECTION_WRITE] = TRUE;
-      if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        watch->final[DIRECTION_READ] = TRUE;
+      if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
+        watch->sticky[DIRECTION_READ] = TRUE;
       if (revents & (EPOLLHUP | EPOLLERR))
-        watch->final[DIRECTION_WRITE] = TRUE;
+        watch->sticky[DIRECTION_WRITE] = TRUE;
 
       for (Direction d = DIRECTION_READ; d <= DIRECTION_WRITE; d++)
         {
