@@ -794,6 +794,739 @@ test_initable (void)
   g_assert_finalize_object (name);
 }
 
+/* ---- accept_async: the shared source ----------------------------------- */
+
+
+/* A client that says who it is: its first byte is @tag */
+static LsockStream *
+connect_tagged (LsockName *name,
+                guint8     tag)
+{
+  g_autoptr(GError) error = NULL;
+  LsockStream *client = lsock_stream_connect (name, NULL, &error);
+  gsize n = 0;
+
+  g_assert_no_error (error);
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (client)),
+                             &tag, 1, &n, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (n, ==, 1);
+  return client;
+}
+
+/* @server is the accepted end of @client: it reads @client's tag and
+ * answers, and @client gets the answer */
+static void
+assert_peers (LsockStream *server,
+              LsockStream *client,
+              guint8       tag)
+{
+  g_autoptr(GError) error = NULL;
+  guint8 byte = 0;
+  guint8 answer = tag ^ 0xa5;
+  gsize n = 0;
+
+  g_assert_nonnull (server);
+  g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (server)),
+                           &byte, 1, &n, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (n, ==, 1);
+  g_assert_cmpuint (byte, ==, tag);
+
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (server)),
+                             &answer, 1, &n, NULL, &error);
+  g_assert_no_error (error);
+  byte = 0;
+  g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (client)),
+                           &byte, 1, &n, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (n, ==, 1);
+  g_assert_cmpuint (byte, ==, answer);
+}
+
+/* Records the outcome of each accept_async and the order of the callbacks */
+#define N_SLOTS 8
+
+typedef struct _AcceptLog AcceptLog;
+
+typedef struct
+{
+  AcceptLog *log;
+  guint      index;
+} AcceptSlot;
+
+struct _AcceptLog
+{
+  LsockListener *listener;
+  AcceptSlot     slots[N_SLOTS];
+  LsockStream   *streams[N_SLOTS];
+  GError        *errors[N_SLOTS];
+  guint          n_calls[N_SLOTS];
+  guint          order[N_SLOTS];
+  guint          n_done;
+  /* Called at the end of the callback of that slot, if set */
+  void         (*then[N_SLOTS]) (AcceptLog *log);
+};
+
+static void
+accept_log_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  AcceptSlot *slot = user_data;
+  AcceptLog *log = slot->log;
+  guint i = slot->index;
+
+  g_assert_true (source == G_OBJECT (log->listener));
+  g_assert_cmpuint (log->n_calls[i], ==, 0);
+  log->n_calls[i]++;
+  g_assert_cmpuint (log->n_done, <, N_SLOTS);
+  log->order[log->n_done++] = i;
+
+  log->streams[i] = lsock_listener_accept_finish (log->listener, result, &log->errors[i]);
+  g_assert_true ((log->streams[i] != NULL) != (log->errors[i] != NULL));
+
+  if (log->then[i] != NULL)
+    log->then[i] (log);
+}
+
+static void
+accept_log_start (AcceptLog    *log,
+                  guint         index,
+                  GCancellable *cancellable)
+{
+  g_assert_cmpuint (index, <, N_SLOTS);
+  log->slots[index].log = log;
+  log->slots[index].index = index;
+  lsock_listener_accept_async (log->listener, cancellable, accept_log_cb, &log->slots[index]);
+}
+
+static void
+accept_log_clear (AcceptLog *log)
+{
+  for (guint i = 0; i < N_SLOTS; i++)
+    {
+      g_clear_error (&log->errors[i]);
+      lsock_test_close_and_finalize_stream (&log->streams[i]);
+    }
+}
+
+/* The end of a test: closes and finalizes what @log holds, its listener
+ * and @name, and checks that no fd was left open */
+static void
+accept_log_finish (AcceptLog *log,
+                   LsockName *name,
+                   int        fds_before)
+{
+  accept_log_clear (log);
+  lsock_test_close_and_finalize_listener (&log->listener);
+  g_assert_finalize_object (name);
+  lsock_test_assert_fd_count (fds_before);
+}
+
+/* Three accepts queued before anybody connects: each gets its own peer, in
+ * the order the accepts were made */
+static void
+test_accept_async_queued (void)
+{
+  g_autoptr(GError) error = NULL;
+  int fds_before = lsock_test_settled_fd_count ();
+  LsockName *name = lsock_test_namespaced_name ();
+  AcceptLog log = { 0 };
+  LsockStream *clients[3];
+
+  log.listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+
+  for (guint i = 0; i < 3; i++)
+    accept_log_start (&log, i, NULL);
+  /* They wait on one source */
+  g_assert_nonnull (log.listener->accept_source);
+  lsock_test_drain_main_context ();
+  g_assert_cmpuint (log.n_done, ==, 0);
+
+  for (guint i = 0; i < 3; i++)
+    clients[i] = connect_tagged (name, 'a' + i);
+  lsock_test_wait_until (log.n_done == 3);
+  lsock_test_drain_main_context ();
+  g_assert_cmpuint (log.n_done, ==, 3);
+
+  for (guint i = 0; i < 3; i++)
+    {
+      g_assert_cmpuint (log.order[i], ==, i);
+      g_assert_cmpuint (log.n_calls[i], ==, 1);
+      g_assert_no_error (log.errors[i]);
+      g_assert_true (lsock_stream_get_name (log.streams[i]) == name);
+      for (guint j = 0; j < i; j++)
+        g_assert_true (log.streams[i] != log.streams[j]);
+      /* The backlog is FIFO too: the first accept has the first client */
+      assert_peers (log.streams[i], clients[i], 'a' + i);
+    }
+
+  for (guint i = 0; i < 3; i++)
+    lsock_test_close_and_finalize_stream (&clients[i]);
+  accept_log_finish (&log, name, fds_before);
+}
+
+/* Accepts with a cancellable wait on a source of their own, beside the
+ * shared one: cancelling one of them leaves the others waiting */
+static void
+test_accept_async_mixed_cancellable (void)
+{
+  g_autoptr(GError) error = NULL;
+  int fds_before = lsock_test_settled_fd_count ();
+  LsockName *name = lsock_test_namespaced_name ();
+  GCancellable *cancellable = g_cancellable_new ();
+  GCancellable *uncancelled = g_cancellable_new ();
+  AcceptLog log = { 0 };
+  LsockStream *clients[3];
+
+  log.listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+
+  accept_log_start (&log, 0, NULL);
+  accept_log_start (&log, 1, cancellable);
+  accept_log_start (&log, 2, NULL);
+  lsock_test_drain_main_context ();
+  g_assert_cmpuint (log.n_done, ==, 0);
+
+  g_cancellable_cancel (cancellable);
+  lsock_test_wait_until (log.n_done == 1);
+  g_assert_cmpuint (log.order[0], ==, 1);
+  g_assert_error (log.errors[1], G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_null (log.streams[1]);
+  /* The others still wait */
+  lsock_test_drain_main_context ();
+  g_assert_cmpuint (log.n_done, ==, 1);
+
+  clients[0] = connect_tagged (name, 'a');
+  clients[1] = connect_tagged (name, 'b');
+  lsock_test_wait_until (log.n_done == 3);
+  g_assert_cmpuint (log.order[1], ==, 0);
+  g_assert_cmpuint (log.order[2], ==, 2);
+  g_assert_no_error (log.errors[0]);
+  g_assert_no_error (log.errors[2]);
+  assert_peers (log.streams[0], clients[0], 'a');
+  assert_peers (log.streams[2], clients[1], 'b');
+
+  /* An accept with a cancellable that stays uncancelled gets its peer */
+  accept_log_start (&log, 3, uncancelled);
+  clients[2] = connect_tagged (name, 'c');
+  lsock_test_wait_until (log.n_done == 4);
+  g_assert_no_error (log.errors[3]);
+  assert_peers (log.streams[3], clients[2], 'c');
+
+  lsock_test_drain_main_context ();
+  for (guint i = 0; i < 4; i++)
+    g_assert_cmpuint (log.n_calls[i], ==, 1);
+
+  for (guint i = 0; i < 3; i++)
+    lsock_test_close_and_finalize_stream (&clients[i]);
+  accept_log_clear (&log);
+  lsock_test_close_and_finalize_listener (&log.listener);
+  g_assert_finalize_object (cancellable);
+  g_assert_finalize_object (uncancelled);
+  g_assert_finalize_object (name);
+  lsock_test_assert_fd_count (fds_before);
+}
+
+/* An accept callback that accepts again and runs the main context until
+ * that accept is done: the source that is calling it back must serve the
+ * nested accept (it can recurse), and nobody is lost on the way */
+typedef struct
+{
+  LsockName     *name;
+  LsockListener *listener;
+  gboolean       peer_first;  /* the second peer comes before the accept */
+  LsockStream   *clients[3];
+  LsockStream   *servers[3];
+  guint          n_done;
+  gboolean       outer_returned;
+} Reentrant;
+
+static void
+reentrant_inner_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  Reentrant *r = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpuint (r->n_done, ==, 1);
+  g_assert_false (r->outer_returned);
+  r->servers[1] = lsock_listener_accept_finish (r->listener, result, &error);
+  g_assert_no_error (error);
+  r->n_done++;
+}
+
+static void
+reentrant_outer_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  Reentrant *r = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpuint (r->n_done, ==, 0);
+  r->servers[0] = lsock_listener_accept_finish (r->listener, result, &error);
+  g_assert_no_error (error);
+  r->n_done++;
+
+  if (r->peer_first)
+    {
+      /* A peer while no accept is pending: the shared source sees it
+       * (from inside its own dispatch), finds nobody to give it to and
+       * goes; the peer stays queued */
+      r->clients[1] = connect_tagged (r->name, 'b');
+      lsock_test_drain_main_context ();
+      g_assert_cmpuint (r->n_done, ==, 1);
+      g_assert_null (r->listener->accept_source);
+      lsock_listener_accept_async (r->listener, NULL, reentrant_inner_cb, r);
+    }
+  else
+    {
+      lsock_listener_accept_async (r->listener, NULL, reentrant_inner_cb, r);
+      r->clients[1] = connect_tagged (r->name, 'b');
+    }
+
+  while (r->n_done < 2)
+    g_main_context_iteration (NULL, TRUE);
+}
+
+static void
+test_accept_async_reentrant (gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  int fds_before = lsock_test_settled_fd_count ();
+  Reentrant r = { 0 };
+  GAsyncResult *result = NULL;
+
+  r.peer_first = GPOINTER_TO_INT (data);
+  r.name = lsock_test_namespaced_name ();
+  r.listener = lsock_listener_new (r.name, &error);
+  g_assert_no_error (error);
+
+  lsock_listener_accept_async (r.listener, NULL, reentrant_outer_cb, &r);
+  r.clients[0] = connect_tagged (r.name, 'a');
+  lsock_test_wait_until (r.n_done == 2);
+  r.outer_returned = TRUE;
+  lsock_test_drain_main_context ();
+  g_assert_cmpuint (r.n_done, ==, 2);
+
+  assert_peers (r.servers[0], r.clients[0], 'a');
+  assert_peers (r.servers[1], r.clients[1], 'b');
+
+  /* And the listener still accepts, asynchronously */
+  lsock_listener_accept_async (r.listener, NULL, lsock_test_store_result, &result);
+  r.clients[2] = connect_tagged (r.name, 'c');
+  lsock_test_wait_until (result != NULL);
+  r.servers[2] = lsock_listener_accept_finish (r.listener, result, &error);
+  g_assert_no_error (error);
+  g_clear_object (&result);
+  assert_peers (r.servers[2], r.clients[2], 'c');
+
+  for (guint i = 0; i < 3; i++)
+    {
+      lsock_test_close_and_finalize_stream (&r.clients[i]);
+      lsock_test_close_and_finalize_stream (&r.servers[i]);
+    }
+  lsock_test_close_and_finalize_listener (&r.listener);
+  g_assert_finalize_object (r.name);
+  lsock_test_assert_fd_count (fds_before);
+}
+
+/* The chain of accepts stops; a peer comes while nothing is pending (the
+ * shared source dispatches and goes); a later accept still gets it */
+static void
+test_accept_async_peer_while_idle (void)
+{
+  g_autoptr(GError) error = NULL;
+  int fds_before = lsock_test_settled_fd_count ();
+  LsockName *name = lsock_test_namespaced_name ();
+  AcceptLog log = { 0 };
+  LsockStream *clients[3];
+
+  log.listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+
+  accept_log_start (&log, 0, NULL);
+  clients[0] = connect_tagged (name, 'a');
+  lsock_test_wait_until (log.n_done == 1);
+  g_assert_no_error (log.errors[0]);
+  assert_peers (log.streams[0], clients[0], 'a');
+
+  for (guint round = 1; round < 3; round++)
+    {
+      clients[round] = connect_tagged (name, 'a' + round);
+      lsock_test_drain_main_context ();
+      /* Nobody accepted it; the source that found nobody waiting is gone */
+      g_assert_cmpuint (log.n_done, ==, round);
+      g_assert_null (log.listener->accept_source);
+
+      accept_log_start (&log, round, NULL);
+      lsock_test_wait_until (log.n_done == round + 1);
+      g_assert_no_error (log.errors[round]);
+      assert_peers (log.streams[round], clients[round], 'a' + round);
+    }
+
+  for (guint i = 0; i < 3; i++)
+    {
+      g_assert_cmpuint (log.order[i], ==, i);
+      lsock_test_close_and_finalize_stream (&clients[i]);
+    }
+  accept_log_finish (&log, name, fds_before);
+}
+
+/* close() fails every pending accept, shared source or not, and the
+ * listener finalizes */
+static void
+test_accept_async_close_shared (void)
+{
+  g_autoptr(GError) error = NULL;
+  int fds_before = lsock_test_settled_fd_count ();
+  LsockName *name = lsock_test_namespaced_name ();
+  GCancellable *cancellable = g_cancellable_new ();
+  AcceptLog log = { 0 };
+
+  log.listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+
+  accept_log_start (&log, 0, NULL);
+  accept_log_start (&log, 1, NULL);
+  accept_log_start (&log, 2, cancellable);
+  accept_log_start (&log, 3, NULL);
+  lsock_test_drain_main_context ();
+  g_assert_cmpuint (log.n_done, ==, 0);
+
+  lsock_listener_close (log.listener);
+  g_assert_null (log.listener->accept_source);
+  lsock_test_wait_until (log.n_done == 4);
+  lsock_test_drain_main_context ();
+  for (guint i = 0; i < 4; i++)
+    {
+      g_assert_cmpuint (log.n_calls[i], ==, 1);
+      g_assert_error (log.errors[i], G_IO_ERROR, G_IO_ERROR_CLOSED);
+      g_assert_null (log.streams[i]);
+    }
+
+  /* Later accepts fail too, and nothing is left waiting */
+  accept_log_start (&log, 4, NULL);
+  lsock_test_wait_until (log.n_done == 5);
+  g_assert_error (log.errors[4], G_IO_ERROR, G_IO_ERROR_CLOSED);
+  g_assert_null (log.listener->accept_source);
+
+  accept_log_clear (&log);
+  g_assert_finalize_object (log.listener);
+  g_assert_finalize_object (cancellable);
+  g_assert_finalize_object (name);
+  lsock_test_assert_fd_count (fds_before);
+}
+
+static void
+close_listener_then (AcceptLog *log)
+{
+  lsock_listener_close (log->listener);
+}
+
+/* close() from the callback of one accept, with the others still queued
+ * on the source that is calling back */
+static void
+test_accept_async_close_in_callback (void)
+{
+  g_autoptr(GError) error = NULL;
+  int fds_before = lsock_test_settled_fd_count ();
+  LsockName *name = lsock_test_namespaced_name ();
+  AcceptLog log = { 0 };
+  LsockStream *client;
+
+  log.listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+
+  log.then[0] = close_listener_then;
+  for (guint i = 0; i < 3; i++)
+    accept_log_start (&log, i, NULL);
+  client = connect_tagged (name, 'a');
+  lsock_test_wait_until (log.n_done == 3);
+  lsock_test_drain_main_context ();
+
+  g_assert_cmpuint (log.order[0], ==, 0);
+  g_assert_no_error (log.errors[0]);
+  assert_peers (log.streams[0], client, 'a');
+  for (guint i = 1; i < 3; i++)
+    {
+      g_assert_cmpuint (log.n_calls[i], ==, 1);
+      g_assert_error (log.errors[i], G_IO_ERROR, G_IO_ERROR_CLOSED);
+    }
+  g_assert_true (lsock_listener_is_closed (log.listener));
+  g_assert_null (log.listener->accept_source);
+
+  lsock_test_close_and_finalize_stream (&client);
+  accept_log_clear (&log);
+  g_assert_finalize_object (log.listener);
+  g_assert_finalize_object (name);
+  lsock_test_assert_fd_count (fds_before);
+}
+
+/* The last reference dropped while the shared source is still attached
+ * (the chain ended with no peer queued): the source goes with the
+ * listener and never calls into it again */
+static void
+test_accept_async_finalize_idle (void)
+{
+  g_autoptr(GError) error = NULL;
+  int fds_before = lsock_test_settled_fd_count ();
+  LsockName *name = lsock_test_namespaced_name ();
+  AcceptLog log = { 0 };
+  LsockStream *client;
+  LsockStream *late;
+
+  log.listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+
+  accept_log_start (&log, 0, NULL);
+  client = connect_tagged (name, 'a');
+  lsock_test_wait_until (log.n_done == 1);
+  assert_peers (log.streams[0], client, 'a');
+  lsock_test_drain_main_context ();
+  /* Still there, waiting for the next peer */
+  g_assert_nonnull (log.listener->accept_source);
+
+  g_assert_finalize_object (g_steal_pointer (&log.listener));
+  /* The name is free again, and nothing watches the old socket */
+  late = lsock_stream_connect (name, NULL, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_assert_null (late);
+  lsock_test_drain_main_context ();
+  g_assert_cmpuint (log.n_done, ==, 1);
+
+  lsock_test_close_and_finalize_stream (&client);
+  accept_log_clear (&log);
+  g_assert_finalize_object (name);
+  lsock_test_assert_fd_count (fds_before);
+}
+
+/* A sync accept in another thread, possibly already asleep in a blocking
+ * accept(), while this thread accepts asynchronously (which makes the
+ * socket non-blocking): each gets one of two peers, none is lost */
+typedef struct
+{
+  LsockListener *listener;
+  LsockStream   *stream;
+  GError        *error;
+} SyncAccept;
+
+static gpointer
+sync_accept_thread (gpointer user_data)
+{
+  SyncAccept *sa = user_data;
+
+  sa->stream = lsock_listener_accept (sa->listener, NULL, &sa->error);
+  return NULL;
+}
+
+/* Reads the tag a client sent to @server, answers it, and returns it */
+static guint8
+answer_tag (LsockStream *server,
+            LsockStream *clients[],
+            guint8       first_tag)
+{
+  g_autoptr(GError) error = NULL;
+  LsockStream *client;
+  guint8 tag = 0;
+  guint8 answer;
+  guint8 got = 0;
+  gsize n = 0;
+
+  g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (server)),
+                           &tag, 1, &n, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (n, ==, 1);
+  g_assert_cmpuint (tag, >=, first_tag);
+  g_assert_cmpuint (tag, <=, first_tag + 1);
+
+  answer = tag ^ 0xa5;
+  g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (server)),
+                             &answer, 1, &n, NULL, &error);
+  g_assert_no_error (error);
+  client = clients[tag - first_tag];
+  g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (client)),
+                           &got, 1, &n, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (n, ==, 1);
+  g_assert_cmpuint (got, ==, answer);
+  return tag;
+}
+
+static void
+test_accept_async_with_sync_accept (void)
+{
+  g_autoptr(GError) error = NULL;
+  int fds_before = lsock_test_settled_fd_count ();
+  LsockName *name = lsock_test_namespaced_name ();
+  SyncAccept sa = { 0 };
+  GAsyncResult *result = NULL;
+  LsockStream *clients[2];
+  LsockStream *server;
+  GThread *thread;
+
+  for (guint round = 0; round < 20; round++)
+    {
+      sa.listener = lsock_listener_new (name, &error);
+      g_assert_no_error (error);
+
+      thread = g_thread_new ("sync-accept", sync_accept_thread, &sa);
+      lsock_listener_accept_async (sa.listener, NULL, lsock_test_store_result, &result);
+      clients[0] = connect_tagged (name, 'a');
+      clients[1] = connect_tagged (name, 'b');
+      lsock_test_wait_until (result != NULL);
+      g_thread_join (thread);
+
+      server = lsock_listener_accept_finish (sa.listener, result, &error);
+      g_assert_no_error (error);
+      g_clear_object (&result);
+      g_assert_no_error (sa.error);
+      g_assert_nonnull (sa.stream);
+      g_assert_true (server != sa.stream);
+      g_assert_cmpuint (answer_tag (server, clients, 'a') + answer_tag (sa.stream, clients, 'a'),
+                        ==, 'a' + 'b');
+
+      lsock_test_close_and_finalize_stream (&server);
+      lsock_test_close_and_finalize_stream (&sa.stream);
+      for (guint i = 0; i < 2; i++)
+        lsock_test_close_and_finalize_stream (&clients[i]);
+      lsock_test_close_and_finalize_listener (&sa.listener);
+    }
+
+  g_assert_finalize_object (name);
+  lsock_test_assert_fd_count (fds_before);
+}
+
+/* "incoming" handlers that run the main context: each peer is emitted
+ * exactly once, none is lost */
+typedef struct
+{
+  LsockName *name;
+  GPtrArray *servers;   /* emitted, in order */
+  GPtrArray *clients;   /* by tag */
+  guint      depth;
+  guint      max_depth;
+  guint      n_nested;  /* handlers that connected and waited */
+} NestedIncoming;
+
+#define N_NESTED_WAITS 3
+
+static gboolean
+on_incoming_nested (LsockListener *listener,
+                    LsockStream   *stream,
+                    gpointer       user_data)
+{
+  NestedIncoming *ni = user_data;
+
+  for (guint i = 0; i < ni->servers->len; i++)
+    g_assert_true (g_ptr_array_index (ni->servers, i) != stream);
+  g_ptr_array_add (ni->servers, g_object_ref (stream));
+
+  ni->depth++;
+  ni->max_depth = MAX (ni->max_depth, ni->depth);
+  if (ni->depth == 1 && ni->n_nested < N_NESTED_WAITS)
+    {
+      guint want = ni->servers->len + 1;
+
+      /* Connect one more and wait for it from in here */
+      ni->n_nested++;
+      g_ptr_array_add (ni->clients, connect_tagged (ni->name, ni->clients->len));
+      while (ni->servers->len < want)
+        g_main_context_iteration (NULL, TRUE);
+    }
+  ni->depth--;
+
+  return TRUE;
+}
+
+static void
+test_incoming_nested (void)
+{
+  g_autoptr(GError) error = NULL;
+  int fds_before = lsock_test_settled_fd_count ();
+  NestedIncoming ni = { 0 };
+  LsockListener *listener;
+  guint n_clients;
+  guint8 seen[16] = { 0 };
+
+  ni.name = lsock_test_namespaced_name ();
+  ni.servers = g_ptr_array_new ();
+  ni.clients = g_ptr_array_new ();
+  listener = lsock_listener_new (ni.name, &error);
+  g_assert_no_error (error);
+  g_signal_connect (listener, "incoming", G_CALLBACK (on_incoming_nested), &ni);
+
+  /* Some already queued when it starts */
+  for (guint i = 0; i < 3; i++)
+    g_ptr_array_add (ni.clients, connect_tagged (ni.name, ni.clients->len));
+  lsock_listener_start (listener);
+  lsock_test_wait_until (ni.servers->len == ni.clients->len);
+  g_assert_cmpuint (ni.n_nested, ==, 1);
+  /* ...and some after, one at a time */
+  for (guint i = 0; i < 3; i++)
+    {
+      g_ptr_array_add (ni.clients, connect_tagged (ni.name, ni.clients->len));
+      lsock_test_wait_until (ni.servers->len == ni.clients->len);
+    }
+  lsock_test_drain_main_context ();
+
+  n_clients = ni.clients->len;
+  g_assert_cmpuint (ni.n_nested, ==, N_NESTED_WAITS);
+  g_assert_cmpuint (n_clients, ==, 3 + 3 + N_NESTED_WAITS);
+  g_assert_cmpuint (ni.servers->len, ==, n_clients);
+  g_assert_cmpuint (ni.max_depth, ==, 2);
+  g_assert_cmpuint (ni.depth, ==, 0);
+
+  /* Each accepted stream is a different client, and each client is
+   * answered */
+  for (guint i = 0; i < n_clients; i++)
+    {
+      LsockStream *server = g_ptr_array_index (ni.servers, i);
+      g_autoptr(GError) read_error = NULL;
+      guint8 tag = 0xff;
+      gsize n = 0;
+
+      g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (server)),
+                               &tag, 1, &n, NULL, &read_error);
+      g_assert_no_error (read_error);
+      g_assert_cmpuint (n, ==, 1);
+      g_assert_cmpuint (tag, <, n_clients);
+      g_assert_cmpuint (seen[tag], ==, 0);
+      seen[tag] = 1;
+      {
+        guint8 answer = tag ^ 0xa5;
+        guint8 got = 0;
+
+        g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (server)),
+                                   &answer, 1, &n, NULL, &read_error);
+        g_assert_no_error (read_error);
+        g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (g_ptr_array_index (ni.clients, tag))),
+                                 &got, 1, &n, NULL, &read_error);
+        g_assert_no_error (read_error);
+        g_assert_cmpuint (got, ==, answer);
+      }
+    }
+
+  lsock_listener_close (listener);
+  for (guint i = 0; i < n_clients; i++)
+    {
+      LsockStream *s = g_ptr_array_index (ni.servers, i);
+      LsockStream *c = g_ptr_array_index (ni.clients, i);
+
+      lsock_test_close_and_finalize_stream (&s);
+      lsock_test_close_and_finalize_stream (&c);
+    }
+  g_ptr_array_unref (ni.servers);
+  g_ptr_array_unref (ni.clients);
+  lsock_test_close_and_finalize_listener (&listener);
+  g_assert_finalize_object (ni.name);
+  lsock_test_assert_fd_count (fds_before);
+}
+
 #ifndef G_OS_UNIX
 /* Socket files, fd flags and rlimits are Unix things: these tests are
  * registered everywhere and skip themselves elsewhere. */
@@ -876,6 +1609,18 @@ main (int   argc,
   g_test_add_func ("/lsock/listener/accept-async", test_accept_async);
   g_test_add_func ("/lsock/listener/accept-async-close", test_accept_async_close);
   g_test_add_func ("/lsock/listener/incoming", test_incoming);
+  g_test_add_func ("/lsock/listener/incoming/nested-main-loop", test_incoming_nested);
+  g_test_add_func ("/lsock/listener/accept-async/queued-fifo", test_accept_async_queued);
+  g_test_add_func ("/lsock/listener/accept-async/mixed-cancellable", test_accept_async_mixed_cancellable);
+  g_test_add_data_func ("/lsock/listener/accept-async/reentrant/chain",
+                        GINT_TO_POINTER (FALSE), test_accept_async_reentrant);
+  g_test_add_data_func ("/lsock/listener/accept-async/reentrant/peer-first",
+                        GINT_TO_POINTER (TRUE), test_accept_async_reentrant);
+  g_test_add_func ("/lsock/listener/accept-async/peer-while-idle", test_accept_async_peer_while_idle);
+  g_test_add_func ("/lsock/listener/accept-async/close-shared", test_accept_async_close_shared);
+  g_test_add_func ("/lsock/listener/accept-async/close-in-callback", test_accept_async_close_in_callback);
+  g_test_add_func ("/lsock/listener/accept-async/finalize-idle", test_accept_async_finalize_idle);
+  g_test_add_func ("/lsock/listener/accept-async/with-sync-accept", test_accept_async_with_sync_accept);
   g_test_add_func ("/lsock/listener/emfile", test_emfile);
 
   ret = g_test_run ();

@@ -194,3 +194,47 @@ lsock_test_pair_close (LsockTestPair *pair)
   if (pair->name != NULL)
     g_assert_finalize_object (g_steal_pointer (&pair->name));
 }
+
+int
+lsock_test_settled_fd_count (void)
+{
+  g_type_class_unref (g_type_class_ref (G_TYPE_TASK));
+  lsock_test_drain_main_context ();
+  return lsock_test_count_fds ();
+}
+
+void
+lsock_test_assert_fd_count (int before)
+{
+  lsock_test_drain_main_context ();
+  if (before >= 0)
+    g_assert_cmpint (lsock_test_count_fds (), ==, before);
+}
+
+void
+lsock_test_fill_pattern (guint8 *buffer,
+                         gsize   offset,
+                         gsize   count,
+                         guint8  seed)
+{
+  for (gsize j = 0; j < count; j++)
+    {
+      gsize i = offset + j;
+
+      buffer[j] = (guint8) ((i * 31 + (i >> 8) * 7 + (i >> 16) * 13 + seed) & 0xff);
+    }
+}
+
+void
+lsock_test_assert_pattern (const guint8 *buffer,
+                           gsize         offset,
+                           gsize         count,
+                           guint8        seed)
+{
+  g_autofree guint8 *expected = g_malloc (MAX (count, 1));
+
+  lsock_test_fill_pattern (expected, offset, count, seed);
+  if (memcmp (buffer, expected, count) != 0)
+    g_error ("seed %u: bytes %" G_GSIZE_FORMAT "..%" G_GSIZE_FORMAT " are wrong",
+             seed, offset, offset + count);
+}

@@ -57,4 +57,24 @@ void       lsock_test_pair_close     (LsockTestPair *pair);
 /* Callbacks for sources and signals: set *(gboolean *) data, or ++*(int *) data */
 gboolean   lsock_test_set_flag       (gpointer data);
 void       lsock_test_increment      (gpointer data);
+
+/* The fds open once GLib has made its lasting ones (the context's wakeup
+ * fd, GTask's worker context); -1 where they cannot be counted */
+int        lsock_test_settled_fd_count (void);
+/* Drains the main context and asserts that @before fds are open (unless
+ * @before is -1) */
+void       lsock_test_assert_fd_count  (int before);
+
+/* Test data: byte i of a stream is mostly (i * 31 + seed), with the higher
+ * bits of i mixed in so that bytes lost or repeated in multiples of 256
+ * show too. Fills @buffer with bytes @offset.. of that stream, or aborts
+ * if @buffer does not hold them. */
+void       lsock_test_fill_pattern   (guint8       *buffer,
+                                      gsize         offset,
+                                      gsize         count,
+                                      guint8        seed);
+void       lsock_test_assert_pattern (const guint8 *buffer,
+                                      gsize         offset,
+                                      gsize         count,
+                                      guint8        seed);
 G_END_DECLS

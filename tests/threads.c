@@ -44,22 +44,6 @@ warm_up_glib (void)
 
 /* ---- one stream, both directions, both ends, four threads ------------- */
 
-/* Byte i of a stream: mostly (i * 31 + seed), with the higher bits of i
- * mixed in so that bytes lost or repeated in multiples of 256 show too */
-static void
-fill_pattern (guint8 *buffer,
-              gsize   offset,
-              gsize   count,
-              guint8  seed)
-{
-  for (gsize j = 0; j < count; j++)
-    {
-      gsize i = offset + j;
-
-      buffer[j] = (guint8) ((i * 31 + (i >> 8) * 7 + (i >> 16) * 13 + seed) & 0xff);
-    }
-}
-
 typedef struct
 {
   LsockStream  *stream;
@@ -86,7 +70,7 @@ writer_thread (gpointer user_data)
 
       k++;
       chunk = MIN (chunk, job->size - job->done);
-      fill_pattern (buffer, job->done, chunk, job->seed);
+      lsock_test_fill_pattern (buffer, job->done, chunk, job->seed);
       g_output_stream_write_all (output, buffer, chunk, &written, job->cancellable, &error);
       g_assert_no_error (error);
       g_assert_cmpuint (written, ==, chunk);
@@ -107,7 +91,6 @@ reader_thread (gpointer user_data)
 {
   DuplexJob *job = user_data;
   GInputStream *input = g_io_stream_get_input_stream (G_IO_STREAM (job->stream));
-  g_autofree guint8 *expected = g_malloc (MAX_CHUNK);
   g_autofree guint8 *buffer = g_malloc (MAX_CHUNK);
   GError *error = NULL;
 
@@ -126,10 +109,7 @@ reader_thread (gpointer user_data)
       if (n == 0)
         break;
       g_assert_cmpuint (job->done + n, <=, job->size);
-      fill_pattern (expected, job->done, n, job->seed);
-      if (memcmp (buffer, expected, n) != 0)
-        g_error ("seed %u: bytes %" G_GSIZE_FORMAT "..%" G_GSIZE_FORMAT " are wrong",
-                 job->seed, job->done, job->done + n);
+      lsock_test_assert_pattern (buffer, job->done, n, job->seed);
       job->done += n;
     }
   return NULL;
