@@ -5,7 +5,8 @@
  * is close(). No name, no timeout, no async support beyond GIO's
  * defaults, no thread safety. lsock-bench's "gio-floor" variant runs the
  * raw system calls through it, to measure in the same run what any API
- * built of GIO streams pays per connection before it does anything. */
+ * built of GIO streams pays per connection, and per read or write, before
+ * it does anything. */
 
 #include "config.h"
 
@@ -194,4 +195,10 @@ bench_fd_stream_new (int fd)
   self->input = G_INPUT_STREAM (input);
   self->output = G_OUTPUT_STREAM (output);
   return G_IO_STREAM (self);
+}
+
+int
+bench_fd_stream_get_fd (BenchFdStream *self)
+{
+  return self->fd;
 }

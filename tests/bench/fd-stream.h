@@ -9,6 +9,7 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (BenchFdStream, bench_fd_stream, BENCH, FD_STREAM, GIOStream)
 
 /* Takes @fd, a connected stream socket */
-GIOStream *bench_fd_stream_new (int fd);
+GIOStream *bench_fd_stream_new    (int            fd);
+int        bench_fd_stream_get_fd (BenchFdStream *self);
 
 G_END_DECLS
