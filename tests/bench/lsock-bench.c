@@ -496,11 +496,10 @@ run_pair (SideFunc  server,
 /* Bulk throughput: the client writes total_bytes in chunks, the server
  * reads them in chunks and acknowledges the end with one byte. */
 
-/* gio-floor: the raw socket, accepted (after telling the client we are
- * ready) or connected, in the least GIOStream (fd-stream.c) */
-static GIOStream *
-floor_accept (const Params *p,
-              int           ctl)
+/* Listens, tells the client we are ready, and accepts the one peer */
+static int
+raw_accept_one (const Params *p,
+                int           ctl)
 {
   int lfd = raw_listen (p->name, FALSE);
   int fd;
@@ -510,7 +509,16 @@ floor_accept (const Params *p,
   if (fd < 0)
     die ("accept: %s", strerror (errno));
   close (lfd);
-  return bench_fd_stream_new (fd);
+  return fd;
+}
+
+/* gio-floor: the raw socket, accepted or connected, in the least GIOStream
+ * (fd-stream.c) */
+static GIOStream *
+floor_accept (const Params *p,
+              int           ctl)
+{
+  return bench_fd_stream_new (raw_accept_one (p, ctl));
 }
 
 static void
@@ -523,14 +531,9 @@ bulk_server (const Params *p,
 
   if (p->variant == V_RAW)
     {
-      int lfd = raw_listen (p->name, FALSE);
-      int fd;
+      int fd = raw_accept_one (p, ctl);
       ssize_t n;
 
-      ctl_send (ctl, 'R');
-      fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
-      if (fd < 0)
-        die ("accept: %s", strerror (errno));
       while ((n = recv (fd, buf, p->chunk, 0)) != 0)
         {
           if (n < 0 && errno == EINTR)
@@ -541,7 +544,6 @@ bulk_server (const Params *p,
         }
       raw_write_all (fd, "k", 1);
       close (fd);
-      close (lfd);
     }
   else
     {
@@ -684,17 +686,11 @@ pingpong_server (const Params *p,
 
   if (p->variant == V_RAW)
     {
-      int lfd = raw_listen (p->name, FALSE);
-      int fd;
+      int fd = raw_accept_one (p, ctl);
 
-      ctl_send (ctl, 'R');
-      fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
-      if (fd < 0)
-        die ("accept: %s", strerror (errno));
       while (raw_read_full (fd, buf, sizeof buf))
         raw_write_all (fd, buf, sizeof buf);
       close (fd);
-      close (lfd);
     }
   else
     {
