@@ -52,8 +52,9 @@ struct _LsockListener
 
   /* Pending accept_async tasks, failed with G_IO_ERROR_CLOSED on close,
    * and the source most of them share (see accept_shared_cb()) */
-  GQueue        pending;
+  GQueue        pending;   /* GTask* or LsockAcceptOp* */
   GSource      *accept_source;
+  gpointer      spare_accept_op;  /* atomic: an LsockAcceptOp to reuse */
 
   /* start()/stop(): the incoming source and its back-off timer */
   GMainContext *incoming_context;

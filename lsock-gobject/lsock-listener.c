@@ -136,6 +136,7 @@ lsock_listener_finalize (GObject *object)
 {
   LsockListener *self = LSOCK_LISTENER (object);
 
+  g_clear_object (&self->spare_accept_op);
   g_clear_object (&self->name);
   g_mutex_clear (&self->lock);
 
@@ -602,6 +603,132 @@ lsock_listener_accept (LsockListener  *self,
   return stream;
 }
 
+/* The result of an accept served by the shared source (below). A GTask
+ * costs more than the accept() it reports (a GObject with a notify queue,
+ * a context reference, a copied name, qdata): this one is recycled by the
+ * listener once the caller has let go of it, so chained accepts allocate
+ * no result. Tasks with a cancellable, or from another context, are
+ * GTasks. */
+#define LSOCK_TYPE_ACCEPT_OP (lsock_accept_op_get_type ())
+G_DECLARE_FINAL_TYPE (LsockAcceptOp, lsock_accept_op, LSOCK, ACCEPT_OP, GObject)
+
+struct _LsockAcceptOp
+{
+  GObject              parent_instance;
+  LsockListener       *listener;  /* held while in flight */
+  GMainContext        *context;   /* held while in flight */
+  LsockStream         *stream;
+  GError              *error;
+  GAsyncReadyCallback  callback;
+  gpointer             user_data;
+};
+
+static void lsock_accept_op_async_result_iface_init (GAsyncResultIface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (LsockAcceptOp, lsock_accept_op, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_ASYNC_RESULT,
+                                                      lsock_accept_op_async_result_iface_init))
+
+static gpointer
+lsock_accept_op_get_user_data (GAsyncResult *result)
+{
+  return LSOCK_ACCEPT_OP (result)->user_data;
+}
+
+static GObject *
+lsock_accept_op_get_source_object (GAsyncResult *result)
+{
+  LsockAcceptOp *op = LSOCK_ACCEPT_OP (result);
+
+  return op->listener != NULL ? g_object_ref (G_OBJECT (op->listener)) : NULL;
+}
+
+static gboolean
+lsock_accept_op_is_tagged (GAsyncResult *result,
+                           gpointer      source_tag)
+{
+  return source_tag == lsock_listener_accept_async;
+}
+
+static void
+lsock_accept_op_async_result_iface_init (GAsyncResultIface *iface)
+{
+  iface->get_user_data = lsock_accept_op_get_user_data;
+  iface->get_source_object = lsock_accept_op_get_source_object;
+  iface->is_tagged = lsock_accept_op_is_tagged;
+}
+
+static void
+lsock_accept_op_finalize (GObject *object)
+{
+  LsockAcceptOp *op = LSOCK_ACCEPT_OP (object);
+
+  g_clear_object (&op->listener);
+  g_clear_pointer (&op->context, g_main_context_unref);
+  g_clear_object (&op->stream);
+  g_clear_error (&op->error);
+
+  G_OBJECT_CLASS (lsock_accept_op_parent_class)->finalize (object);
+}
+
+static void
+lsock_accept_op_class_init (LsockAcceptOpClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = lsock_accept_op_finalize;
+}
+
+static void
+lsock_accept_op_init (LsockAcceptOp *op)
+{
+}
+
+/* Calls back with the stream or error set on @op, then keeps @op for the
+ * listener's next accept if nobody else holds it */
+static void
+accept_op_report (LsockAcceptOp *op)
+{
+  LsockListener *self = g_object_ref (op->listener);
+
+  if (op->callback != NULL)
+    op->callback (G_OBJECT (self), G_ASYNC_RESULT (op), op->user_data);
+
+  /* Nobody else holds it: clear what the callback did not take, and keep
+   * it. A caller that holds on to it may finish it later. */
+  if (g_atomic_int_get (&G_OBJECT (op)->ref_count) == 1)
+    {
+      g_clear_object (&op->listener);
+      g_clear_object (&op->stream);
+      g_clear_error (&op->error);
+      g_clear_pointer (&op->context, g_main_context_unref);
+      op->callback = NULL;
+      op->user_data = NULL;
+      if (g_atomic_pointer_compare_and_exchange (&self->spare_accept_op, NULL, op))
+        op = NULL;
+    }
+  g_clear_object (&op);
+  g_object_unref (self);
+}
+
+static gboolean
+accept_op_report_cb (gpointer user_data)
+{
+  accept_op_report (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Reports @op (failed by close()) from an idle source in its context: never
+ * from inside close(), which may run in any thread */
+static void
+accept_op_report_later (LsockAcceptOp *op)
+{
+  GSource *source = g_idle_source_new ();
+
+  g_source_set_static_name (source, "[lsock] accept");
+  g_source_set_callback (source, accept_op_report_cb, op, NULL);
+  g_source_attach (source, op->context);
+  g_source_unref (source);
+}
+
 /* accept_async() tasks. Each waits on the listener's shared source when
  * it was started without a cancellable from the context that source is
  * attached to; otherwise on a source of its own. */
@@ -622,10 +749,11 @@ accept_data_free (AcceptData *data)
   g_free (data);
 }
 
-/* Takes @task off the pending queue; FALSE if close() already did */
+/* Takes @task (a GTask or an LsockAcceptOp) off the pending queue; FALSE
+ * if close() already did */
 static gboolean
 accept_task_unqueue (LsockListener *self,
-                     GTask         *task)
+                     gpointer       task)
 {
   gboolean found;
 
@@ -698,20 +826,18 @@ accept_shared_cb (gpointer user_data)
 {
   LsockListener *self = user_data;
   g_autoptr(LsockListener) keep = g_object_ref (self);
-  GTask *task = NULL;
+  g_autoptr(GError) error = NULL;
+  LsockAcceptOp *op = NULL;
+  LsockStream *stream;
 
   g_mutex_lock (&self->lock);
   for (GList *l = self->pending.head; l != NULL; l = l->next)
-    {
-      AcceptData *data = g_task_get_task_data (l->data);
-
-      if (data->source == NULL)
-        {
-          task = g_object_ref (l->data);
-          break;
-        }
-    }
-  if (task == NULL)
+    if (LSOCK_IS_ACCEPT_OP (l->data))
+      {
+        op = l->data;
+        break;
+      }
+  if (op == NULL)
     {
       if (self->accept_source != NULL)
         {
@@ -723,8 +849,20 @@ accept_shared_cb (gpointer user_data)
     }
   g_mutex_unlock (&self->lock);
 
-  accept_task_try (self, task);
-  g_object_unref (task);
+  stream = _lsock_listener_accept_impl (self, LSOCK_ACCEPT_READY, NULL, &error);
+  if (stream == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    return G_SOURCE_CONTINUE;
+
+  /* The queue's reference is ours now, unless close() (in another
+   * thread) took the op meanwhile: it reports it */
+  if (!accept_task_unqueue (self, op))
+    {
+      g_clear_object (&stream);
+      return G_SOURCE_CONTINUE;
+    }
+  op->stream = stream;
+  op->error = g_steal_pointer (&error);
+  accept_op_report (op);
 
   return G_SOURCE_CONTINUE;
 }
@@ -759,6 +897,45 @@ lsock_listener_accept_async (LsockListener       *self,
   g_return_if_fail (LSOCK_IS_LISTENER (self));
   g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
 
+  context = g_main_context_get_thread_default ();
+  if (context == NULL)
+    context = g_main_context_default ();
+
+  /* Without a cancellable, from the context of the shared source (if
+   * there is one yet): wait on it, with a recycled result */
+  g_mutex_lock (&self->lock);
+  if (cancellable == NULL && self->bound && !self->closed &&
+      (self->accept_source == NULL ||
+       g_source_get_context (self->accept_source) == context))
+    {
+      LsockAcceptOp *op = g_atomic_pointer_exchange (&self->spare_accept_op, NULL);
+
+      if (op == NULL)
+        op = g_object_new (LSOCK_TYPE_ACCEPT_OP, NULL);
+      op->listener = g_object_ref (self);
+      op->context = g_main_context_ref (context);
+      op->callback = callback;
+      op->user_data = user_data;
+      /* The queue holds the only reference */
+      g_queue_push_tail (&self->pending, op);
+      if (self->accept_source == NULL)
+        {
+          self->accept_source = _lsock_listener_create_source_impl (self);
+          g_source_set_static_name (self->accept_source, "[lsock] accept");
+          g_source_set_callback (self->accept_source, accept_shared_cb, self, NULL);
+          /* GLib blocks a source that cannot recurse while it dispatches:
+           * that removes its fd from the context and adds it back, two
+           * writes to the context's eventfd and one more iteration per
+           * dispatch. Both callbacks here are safe to re-enter: each
+           * takes its op (or emits its peer) before calling out. */
+          g_source_set_can_recurse (self->accept_source, TRUE);
+          g_source_attach (self->accept_source, context);
+        }
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  g_mutex_unlock (&self->lock);
+
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, lsock_listener_accept_async);
   g_task_set_name (task, "[lsock] accept");
@@ -774,33 +951,6 @@ lsock_listener_accept_async (LsockListener       *self,
   data = g_new0 (AcceptData, 1);
   data->listener = self;
   g_task_set_task_data (task, data, (GDestroyNotify) accept_data_free);
-  context = g_task_get_context (task);
-
-  g_mutex_lock (&self->lock);
-  if (cancellable == NULL && g_task_get_priority (task) == G_PRIORITY_DEFAULT &&
-      (self->accept_source == NULL ||
-       g_source_get_context (self->accept_source) == context))
-    {
-      /* The queue holds the only reference */
-      g_queue_push_tail (&self->pending, g_steal_pointer (&task));
-      if (self->accept_source == NULL)
-        {
-          self->accept_source = _lsock_listener_create_source_impl (self);
-          g_source_set_static_name (self->accept_source, "[lsock] accept");
-          g_source_set_callback (self->accept_source, accept_shared_cb, self, NULL);
-          /* GLib blocks a source that cannot recurse while it dispatches:
-           * that removes its fd from the context and adds it back, two
-           * writes to the context's eventfd and one more iteration per
-           * dispatch. Both callbacks here are safe to re-enter: each
-           * takes its task (or emits its peer) before calling out. */
-          g_source_set_can_recurse (self->accept_source, TRUE);
-          g_source_attach (self->accept_source, context);
-        }
-      g_mutex_unlock (&self->lock);
-      return;
-    }
-  g_mutex_unlock (&self->lock);
-
   data->source = _lsock_listener_create_source_impl (self);
   if (cancellable != NULL)
     {
@@ -843,9 +993,24 @@ lsock_listener_accept_finish (LsockListener  *self,
   LsockStream *stream;
 
   g_return_val_if_fail (LSOCK_IS_LISTENER (self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (LSOCK_IS_ACCEPT_OP (result))
+    {
+      LsockAcceptOp *op = LSOCK_ACCEPT_OP (result);
+
+      if (op->error != NULL)
+        {
+          _lsock_name_cancelled_error (self->name, op->error);
+          g_propagate_error (error, g_steal_pointer (&op->error));
+          return NULL;
+        }
+      g_return_val_if_fail (op->stream != NULL, NULL);  /* finished twice */
+      return g_steal_pointer (&op->stream);
+    }
+
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
   g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == lsock_listener_accept_async, NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   stream = g_task_propagate_pointer (G_TASK (result), error);
   if (stream == NULL && error != NULL)
@@ -1079,9 +1244,19 @@ lsock_listener_close (LsockListener *self)
 
   while ((task = g_queue_pop_head (&pending)) != NULL)
     {
-      AcceptData *data = g_task_get_task_data (task);
+      AcceptData *data;
       GError *error = NULL;
 
+      if (LSOCK_IS_ACCEPT_OP (task))
+        {
+          LsockAcceptOp *op = (LsockAcceptOp *) task;
+
+          _lsock_listener_set_closed_error (self, &op->error);
+          accept_op_report_later (op);
+          continue;
+        }
+
+      data = g_task_get_task_data (task);
       if (data->source != NULL)
         {
           g_source_destroy (data->source);
