@@ -6,6 +6,7 @@
 #include "lsock-stream-private.h"
 #include "lsock-enum-types.h"
 #include "lsock-i18n-private.h"
+#include "lsock-result-private.h"
 
 /**
  * LsockListener:
@@ -603,67 +604,28 @@ lsock_listener_accept (LsockListener  *self,
   return stream;
 }
 
-/* The result of an accept served by the shared source (below). A GTask
- * costs more than the accept() it reports (a GObject with a notify queue,
- * a context reference, a copied name, qdata): this one is recycled by the
- * listener once the caller has let go of it, so chained accepts allocate
- * no result. Tasks with a cancellable, or from another context, are
- * GTasks. */
+/* The result of an accept served by the shared source (below), recycled
+ * by the listener (see LsockResult). Tasks with a cancellable, or from
+ * another context, are GTasks. The source object is the listener. */
 #define LSOCK_TYPE_ACCEPT_OP (lsock_accept_op_get_type ())
-G_DECLARE_FINAL_TYPE (LsockAcceptOp, lsock_accept_op, LSOCK, ACCEPT_OP, GObject)
+G_DECLARE_FINAL_TYPE (LsockAcceptOp, lsock_accept_op, LSOCK, ACCEPT_OP, LsockResult)
 
 struct _LsockAcceptOp
 {
-  GObject              parent_instance;
-  LsockListener       *listener;  /* held while in flight */
+  LsockResult          parent_instance;
   GMainContext        *context;   /* held while in flight */
   LsockStream         *stream;
   GError              *error;
   GAsyncReadyCallback  callback;
-  gpointer             user_data;
 };
 
-static void lsock_accept_op_async_result_iface_init (GAsyncResultIface *iface);
-
-G_DEFINE_FINAL_TYPE_WITH_CODE (LsockAcceptOp, lsock_accept_op, G_TYPE_OBJECT,
-                               G_IMPLEMENT_INTERFACE (G_TYPE_ASYNC_RESULT,
-                                                      lsock_accept_op_async_result_iface_init))
-
-static gpointer
-lsock_accept_op_get_user_data (GAsyncResult *result)
-{
-  return LSOCK_ACCEPT_OP (result)->user_data;
-}
-
-static GObject *
-lsock_accept_op_get_source_object (GAsyncResult *result)
-{
-  LsockAcceptOp *op = LSOCK_ACCEPT_OP (result);
-
-  return op->listener != NULL ? g_object_ref (G_OBJECT (op->listener)) : NULL;
-}
-
-static gboolean
-lsock_accept_op_is_tagged (GAsyncResult *result,
-                           gpointer      source_tag)
-{
-  return source_tag == lsock_listener_accept_async;
-}
-
-static void
-lsock_accept_op_async_result_iface_init (GAsyncResultIface *iface)
-{
-  iface->get_user_data = lsock_accept_op_get_user_data;
-  iface->get_source_object = lsock_accept_op_get_source_object;
-  iface->is_tagged = lsock_accept_op_is_tagged;
-}
+G_DEFINE_FINAL_TYPE (LsockAcceptOp, lsock_accept_op, LSOCK_TYPE_RESULT)
 
 static void
 lsock_accept_op_finalize (GObject *object)
 {
   LsockAcceptOp *op = LSOCK_ACCEPT_OP (object);
 
-  g_clear_object (&op->listener);
   g_clear_pointer (&op->context, g_main_context_unref);
   g_clear_object (&op->stream);
   g_clear_error (&op->error);
@@ -680,6 +642,7 @@ lsock_accept_op_class_init (LsockAcceptOpClass *klass)
 static void
 lsock_accept_op_init (LsockAcceptOp *op)
 {
+  LSOCK_RESULT (op)->source_tag = lsock_listener_accept_async;
 }
 
 /* Calls back with the stream or error set on @op, then keeps @op for the
@@ -687,21 +650,22 @@ lsock_accept_op_init (LsockAcceptOp *op)
 static void
 accept_op_report (LsockAcceptOp *op)
 {
-  LsockListener *self = g_object_ref (op->listener);
+  LsockResult *result = LSOCK_RESULT (op);
+  LsockListener *self = g_object_ref (LSOCK_LISTENER (result->source_object));
 
   if (op->callback != NULL)
-    op->callback (G_OBJECT (self), G_ASYNC_RESULT (op), op->user_data);
+    op->callback (result->source_object, G_ASYNC_RESULT (op), result->user_data);
 
   /* Nobody else holds it: clear what the callback did not take, and keep
    * it. A caller that holds on to it may finish it later. */
-  if (g_atomic_int_get (&G_OBJECT (op)->ref_count) == 1)
+  if (_lsock_result_is_unshared (op))
     {
-      g_clear_object (&op->listener);
+      g_clear_object (&result->source_object);
       g_clear_object (&op->stream);
       g_clear_error (&op->error);
       g_clear_pointer (&op->context, g_main_context_unref);
       op->callback = NULL;
-      op->user_data = NULL;
+      result->user_data = NULL;
       if (g_atomic_pointer_compare_and_exchange (&self->spare_accept_op, NULL, op))
         op = NULL;
     }
@@ -912,10 +876,10 @@ lsock_listener_accept_async (LsockListener       *self,
 
       if (op == NULL)
         op = g_object_new (LSOCK_TYPE_ACCEPT_OP, NULL);
-      op->listener = g_object_ref (self);
+      LSOCK_RESULT (op)->source_object = g_object_ref (G_OBJECT (self));
+      LSOCK_RESULT (op)->user_data = user_data;
       op->context = g_main_context_ref (context);
       op->callback = callback;
-      op->user_data = user_data;
       /* The queue holds the only reference */
       g_queue_push_tail (&self->pending, op);
       if (self->accept_source == NULL)

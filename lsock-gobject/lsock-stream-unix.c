@@ -5,6 +5,7 @@
 #include "lsock-name-private.h"
 #include "lsock-unix-private.h"
 #include "lsock-i18n-private.h"
+#include "lsock-result-private.h"
 
 #include <errno.h>
 #include <string.h>
@@ -359,12 +360,12 @@ typedef struct _Reactor Reactor;
  * reference, qdata): this small result is recycled by its connection once
  * the caller has let go of it, so steady async I/O allocates nothing. */
 #define LSOCK_TYPE_IO_OP (lsock_io_op_get_type ())
-G_DECLARE_FINAL_TYPE (LsockIoOp, lsock_io_op, LSOCK, IO_OP, GObject)
+G_DECLARE_FINAL_TYPE (LsockIoOp, lsock_io_op, LSOCK, IO_OP, LsockResult)
 
+/* The source object is the substream */
 struct _LsockIoOp
 {
-  GObject              parent_instance;
-  GObject             *stream;     /* held while in flight */
+  LsockResult          parent_instance;
   LsockConn           *conn;       /* held while in flight */
   Direction            direction;
   void                *buffer;
@@ -373,8 +374,6 @@ struct _LsockIoOp
   int                  errsv;
   GError              *error;
   GAsyncReadyCallback  callback;
-  gpointer             user_data;
-  gpointer             source_tag;
   LsockIoOp           *next;       /* in an OpList */
 };
 
@@ -413,47 +412,13 @@ op_list_pop (OpList *list)
   return op;
 }
 
-static void lsock_io_op_async_result_iface_init (GAsyncResultIface *iface);
-
-G_DEFINE_FINAL_TYPE_WITH_CODE (LsockIoOp, lsock_io_op, G_TYPE_OBJECT,
-                               G_IMPLEMENT_INTERFACE (G_TYPE_ASYNC_RESULT,
-                                                      lsock_io_op_async_result_iface_init))
-
-static gpointer
-lsock_io_op_get_user_data (GAsyncResult *result)
-{
-  return LSOCK_IO_OP (result)->user_data;
-}
-
-static GObject *
-lsock_io_op_get_source_object (GAsyncResult *result)
-{
-  LsockIoOp *op = LSOCK_IO_OP (result);
-
-  return op->stream != NULL ? g_object_ref (op->stream) : NULL;
-}
-
-static gboolean
-lsock_io_op_is_tagged (GAsyncResult *result,
-                       gpointer      source_tag)
-{
-  return LSOCK_IO_OP (result)->source_tag == source_tag;
-}
-
-static void
-lsock_io_op_async_result_iface_init (GAsyncResultIface *iface)
-{
-  iface->get_user_data = lsock_io_op_get_user_data;
-  iface->get_source_object = lsock_io_op_get_source_object;
-  iface->is_tagged = lsock_io_op_is_tagged;
-}
+G_DEFINE_FINAL_TYPE (LsockIoOp, lsock_io_op, LSOCK_TYPE_RESULT)
 
 static void
 lsock_io_op_finalize (GObject *object)
 {
   LsockIoOp *op = LSOCK_IO_OP (object);
 
-  g_clear_object (&op->stream);
   g_clear_pointer (&op->conn, _lsock_conn_unref);
   g_clear_error (&op->error);
 
@@ -507,6 +472,7 @@ static GHashTable *reactors;  /* GMainContext* → Reactor* */
 static void
 io_op_report (LsockIoOp *op)
 {
+  LsockResult *result = LSOCK_RESULT (op);
   LsockConn *conn = op->conn;
   ConnWatch *watch = conn->backend;
   Direction d = op->direction;
@@ -521,13 +487,13 @@ io_op_report (LsockIoOp *op)
         set_io_error (conn, d, op->errsv, &op->error);
     }
 
-  op->callback (op->stream, G_ASYNC_RESULT (op), op->user_data);
+  op->callback (result->source_object, G_ASYNC_RESULT (op), result->user_data);
 
   op->conn = NULL;  /* our reference goes below */
-  g_clear_object (&op->stream);
+  g_clear_object (&result->source_object);
   op->callback = NULL;
-  op->user_data = NULL;
-  if (g_atomic_int_get (&G_OBJECT (op)->ref_count) == 1 &&
+  result->user_data = NULL;
+  if (_lsock_result_is_unshared (op) &&
       g_atomic_pointer_compare_and_exchange (&watch->spare[d], NULL, op))
     op = NULL;
   g_clear_object (&op);
@@ -842,10 +808,10 @@ reactor_io_async (LsockConn           *conn,
   if (op == NULL)
     op = g_object_new (LSOCK_TYPE_IO_OP, NULL);
   g_clear_error (&op->error);
-  op->stream = g_object_ref (stream);
+  LSOCK_RESULT (op)->source_object = g_object_ref (stream);
   op->callback = callback;
-  op->user_data = user_data;
-  op->source_tag = source_tag;
+  LSOCK_RESULT (op)->user_data = user_data;
+  LSOCK_RESULT (op)->source_tag = source_tag;
   op->conn = _lsock_conn_ref (conn);
   op->direction = direction;
   op->buffer = buffer;
