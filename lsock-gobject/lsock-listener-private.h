@@ -15,7 +15,6 @@ G_BEGIN_DECLS
 # define LSOCK_DEFAULT_BACKLOG 4
 #else
 # include <sys/socket.h>
-# include <sys/types.h>
 # define LSOCK_DEFAULT_BACKLOG SOMAXCONN
 #endif
 
@@ -44,10 +43,10 @@ struct _LsockListener
   int           zombie_fd;
   guint64       bound_dev;
   guint64       bound_ino;
-#ifndef G_OS_WIN32
-  uid_t         owner_uid;
-  int           fd_nonblocking;  /* atomic: O_NONBLOCK set, for good */
-#endif
+  /* Unix: the uid that LSOCK_ACCESS_USER admits, and whether the socket
+   * is non-blocking now (atomic; set once, for good) */
+  guint         owner_uid;
+  int           fd_nonblocking;
   gpointer      backend;
 
   /* Pending accept_async tasks, failed with G_IO_ERROR_CLOSED on close,
