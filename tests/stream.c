@@ -527,46 +527,39 @@ test_timeout_property (void)
 
 /* ---- async I/O through the reactor ------------------------------------ */
 
+/* One read_async(), run to completion. With @queued, its data (or the end
+ * of the stream) is queued already: it must complete without the context
+ * having to wait, so a read left waiting for an edge that will not come
+ * fails here rather than hanging. */
 static gssize
-read_async_wait (LsockStream  *stream,
-                 void         *buffer,
-                 gsize         count,
-                 GError      **error)
+read_async_run (LsockStream  *stream,
+                void         *buffer,
+                gsize         count,
+                gboolean      queued,
+                GError      **error)
 {
   GAsyncResult *result = NULL;
   gssize n;
 
   g_input_stream_read_async (in_of (stream), buffer, count, G_PRIORITY_DEFAULT, NULL,
                              lsock_test_store_result, &result);
+  if (queued)
+    {
+      for (int i = 0; i < 100 && result == NULL; i++)
+        g_main_context_iteration (NULL, FALSE);
+      if (result == NULL)
+        g_error ("read_async() waits although its data is queued");
+    }
   lsock_test_wait_until (result != NULL);
   n = g_input_stream_read_finish (in_of (stream), result, error);
   g_object_unref (result);
   return n;
 }
 
-/* The same for a read that has its data (or the end of the stream) queued
- * already: it must complete without the context having to wait, so a read
- * left waiting for an edge that will not come fails here rather than
- * hanging */
-static gssize
-read_async_queued (LsockStream  *stream,
-                   void         *buffer,
-                   gsize         count,
-                   GError      **error)
-{
-  GAsyncResult *result = NULL;
-  gssize n;
-
-  g_input_stream_read_async (in_of (stream), buffer, count, G_PRIORITY_DEFAULT, NULL,
-                             lsock_test_store_result, &result);
-  for (int i = 0; i < 100 && result == NULL; i++)
-    g_main_context_iteration (NULL, FALSE);
-  if (result == NULL)
-    g_error ("read_async() waits although its data is queued");
-  n = g_input_stream_read_finish (in_of (stream), result, error);
-  g_object_unref (result);
-  return n;
-}
+#define read_async_wait(stream, buffer, count, error) \
+  read_async_run ((stream), (buffer), (count), FALSE, (error))
+#define read_async_queued(stream, buffer, count, error) \
+  read_async_run ((stream), (buffer), (count), TRUE, (error))
 
 static gssize
 write_async_wait (LsockStream  *stream,

@@ -512,13 +512,52 @@ raw_accept_one (const Params *p,
   return fd;
 }
 
-/* gio-floor: the raw socket, accepted or connected, in the least GIOStream
- * (fd-stream.c) */
+/* The one peer of a gio, gio-floor or lsock server (gio-floor: the raw
+ * socket in the least GIOStream, fd-stream.c); the listener goes, the
+ * stream stays */
 static GIOStream *
-floor_accept (const Params *p,
-              int           ctl)
+subject_accept_one (const Params *p,
+                    int           ctl)
 {
-  return bench_fd_stream_new (raw_accept_one (p, ctl));
+  g_autoptr(GObject) listener = NULL;
+  GIOStream *stream;
+  GError *error = NULL;
+
+  if (p->variant == V_GIO_FLOOR)
+    return bench_fd_stream_new (raw_accept_one (p, ctl));
+
+  if (p->variant == V_GIO)
+    {
+      listener = G_OBJECT (gio_listen (p));
+      ctl_send (ctl, 'R');
+      stream = G_IO_STREAM (g_socket_listener_accept (G_SOCKET_LISTENER (listener),
+                                                      NULL, NULL, &error));
+    }
+  else
+    {
+      listener = G_OBJECT (lsock_listen (p));
+      ctl_send (ctl, 'R');
+      stream = G_IO_STREAM (lsock_listener_accept (LSOCK_LISTENER (listener), NULL, &error));
+    }
+  if (stream == NULL)
+    die ("accept: %s", error->message);
+  return stream;
+}
+
+/* A gio, gio-floor or lsock client's connection */
+static GIOStream *
+subject_connect (const Params *p)
+{
+  g_autoptr(GSocketClient) client = NULL;
+
+  if (p->variant == V_GIO_FLOOR)
+    return bench_fd_stream_new (raw_connect (p->name));
+  if (p->variant == V_GIO)
+    {
+      client = g_socket_client_new ();
+      return G_IO_STREAM (gio_connect (client, p));
+    }
+  return G_IO_STREAM (lsock_connect (p));
 }
 
 static void
@@ -548,28 +587,11 @@ bulk_server (const Params *p,
   else
     {
       g_autoptr(GIOStream) stream = NULL;
-      g_autoptr(GObject) listener = NULL;
       GInputStream *in;
       GError *error = NULL;
       gssize n;
 
-      if (p->variant == V_GIO)
-        {
-          listener = G_OBJECT (gio_listen (p));
-          ctl_send (ctl, 'R');
-          stream = G_IO_STREAM (g_socket_listener_accept (G_SOCKET_LISTENER (listener),
-                                                          NULL, NULL, &error));
-        }
-      else if (p->variant == V_GIO_FLOOR)
-        stream = floor_accept (p, ctl);
-      else
-        {
-          listener = G_OBJECT (lsock_listen (p));
-          ctl_send (ctl, 'R');
-          stream = G_IO_STREAM (lsock_listener_accept (LSOCK_LISTENER (listener), NULL, &error));
-        }
-      if (stream == NULL)
-        die ("accept: %s", error->message);
+      stream = subject_accept_one (p, ctl);
       in = g_io_stream_get_input_stream (stream);
       while ((n = g_input_stream_read (in, buf, p->chunk, NULL, &error)) != 0)
         {
@@ -626,19 +648,10 @@ bulk_client (const Params *p,
   else
     {
       g_autoptr(GIOStream) stream = NULL;
-      g_autoptr(GSocketClient) client = NULL;
       GOutputStream *out;
       GError *error = NULL;
 
-      if (p->variant == V_GIO)
-        {
-          client = g_socket_client_new ();
-          stream = G_IO_STREAM (gio_connect (client, p));
-        }
-      else if (p->variant == V_GIO_FLOOR)
-        stream = bench_fd_stream_new (raw_connect (p->name));
-      else
-        stream = G_IO_STREAM (lsock_connect (p));
+      stream = subject_connect (p);
       out = g_io_stream_get_output_stream (stream);
 
       t0 = now_s ();
@@ -695,28 +708,10 @@ pingpong_server (const Params *p,
   else
     {
       g_autoptr(GIOStream) stream = NULL;
-      g_autoptr(GObject) listener = NULL;
       GInputStream *in;
       GOutputStream *out;
-      GError *error = NULL;
 
-      if (p->variant == V_GIO)
-        {
-          listener = G_OBJECT (gio_listen (p));
-          ctl_send (ctl, 'R');
-          stream = G_IO_STREAM (g_socket_listener_accept (G_SOCKET_LISTENER (listener),
-                                                          NULL, NULL, &error));
-        }
-      else if (p->variant == V_GIO_FLOOR)
-        stream = floor_accept (p, ctl);
-      else
-        {
-          listener = G_OBJECT (lsock_listen (p));
-          ctl_send (ctl, 'R');
-          stream = G_IO_STREAM (lsock_listener_accept (LSOCK_LISTENER (listener), NULL, &error));
-        }
-      if (stream == NULL)
-        die ("accept: %s", error->message);
+      stream = subject_accept_one (p, ctl);
       in = g_io_stream_get_input_stream (stream);
       out = g_io_stream_get_output_stream (stream);
       while (stream_read_full (in, buf, sizeof buf))
@@ -754,19 +749,10 @@ pingpong_client (const Params *p,
   else
     {
       g_autoptr(GIOStream) stream = NULL;
-      g_autoptr(GSocketClient) client = NULL;
       GInputStream *in;
       GOutputStream *out;
 
-      if (p->variant == V_GIO)
-        {
-          client = g_socket_client_new ();
-          stream = G_IO_STREAM (gio_connect (client, p));
-        }
-      else if (p->variant == V_GIO_FLOOR)
-        stream = bench_fd_stream_new (raw_connect (p->name));
-      else
-        stream = G_IO_STREAM (lsock_connect (p));
+      stream = subject_connect (p);
       in = g_io_stream_get_input_stream (stream);
       out = g_io_stream_get_output_stream (stream);
 

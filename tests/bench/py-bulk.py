@@ -43,12 +43,18 @@ def pin(cpu):
         os.sched_setaffinity(0, {cpu})
 
 
-def server_socket(name, chunk, ready_w):
+def socket_accept_one(name, ready_w):
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind('\0' + name)
     srv.listen()
     os.write(ready_w, b'R')
     conn, _ = srv.accept()
+    srv.close()
+    return conn
+
+
+def server_socket(name, chunk, ready_w):
+    conn = socket_accept_one(name, ready_w)
     total = 0
     recv = conn.recv
     while True:
@@ -78,11 +84,7 @@ def server_lsock(name, chunk, ready_w):
 
 
 def server_gio_unix(name, chunk, ready_w):
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind('\0' + name)
-    srv.listen()
-    os.write(ready_w, b'R')
-    conn, _ = srv.accept()
+    conn = socket_accept_one(name, ready_w)
     read_bytes = Gio.UnixInputStream.new(conn.fileno(), False).read_bytes
     total = 0
     while True:
