@@ -693,13 +693,12 @@ accept_op_report_later (LsockAcceptOp *op)
   g_source_unref (source);
 }
 
-/* accept_async() tasks. Each waits on the listener's shared source when
- * it was started without a cancellable from the context that source is
- * attached to; otherwise on a source of its own. */
+/* The data of an accept_async() GTask: one with a cancellable, or from
+ * another context than the shared source's (accepts on the shared source
+ * are LsockAcceptOps). It waits on a source of its own. */
 typedef struct
 {
-  LsockListener *listener;  /* unowned: the task owns a reference */
-  GSource       *source;    /* its own source, or NULL: the shared one */
+  GSource *source;
 } AcceptData;
 
 static void
@@ -728,43 +727,14 @@ accept_task_unqueue (LsockListener *self,
   return found;
 }
 
-/* Completes @task with the outcome of one non-blocking accept. FALSE if
- * no peer was waiting. */
-static gboolean
-accept_task_try (LsockListener *self,
-                 GTask         *task)
-{
-  AcceptData *data = g_task_get_task_data (task);
-  g_autoptr(GError) error = NULL;
-  LsockStream *stream;
-
-  stream = _lsock_listener_accept_impl (self, LSOCK_ACCEPT_READY, NULL, &error);
-  if (stream == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-    return FALSE;
-
-  if (!accept_task_unqueue (self, task))
-    {
-      /* close() failed the task meanwhile (another thread) */
-      g_clear_object (&stream);
-      return TRUE;
-    }
-
-  g_clear_pointer (&data->source, g_source_unref);
-  if (stream != NULL)
-    g_task_return_pointer (task, stream, g_object_unref);
-  else
-    g_task_return_error (task, g_steal_pointer (&error));
-  g_object_unref (task);  /* the queue's */
-
-  return TRUE;
-}
-
 static gboolean
 accept_async_ready_cb (gpointer user_data)
 {
   GTask *task = user_data;
   AcceptData *data = g_task_get_task_data (task);
   LsockListener *self = g_task_get_source_object (task);
+  g_autoptr(GError) error = NULL;
+  LsockStream *stream;
 
   if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
     {
@@ -777,7 +747,25 @@ accept_async_ready_cb (gpointer user_data)
       return G_SOURCE_REMOVE;
     }
 
-  return accept_task_try (self, task) ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
+  stream = _lsock_listener_accept_impl (self, LSOCK_ACCEPT_READY, NULL, &error);
+  if (stream == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    return G_SOURCE_CONTINUE;
+
+  if (!accept_task_unqueue (self, task))
+    {
+      /* close() failed the task meanwhile (another thread) */
+      g_clear_object (&stream);
+      return G_SOURCE_REMOVE;
+    }
+
+  g_clear_pointer (&data->source, g_source_unref);
+  if (stream != NULL)
+    g_task_return_pointer (task, stream, g_object_unref);
+  else
+    g_task_return_error (task, g_steal_pointer (&error));
+  g_object_unref (task);  /* the queue's */
+
+  return G_SOURCE_REMOVE;
 }
 
 /* The shared source: serves the oldest task waiting on it. Attaching and
@@ -913,7 +901,6 @@ lsock_listener_accept_async (LsockListener       *self,
     }
 
   data = g_new0 (AcceptData, 1);
-  data->listener = self;
   g_task_set_task_data (task, data, (GDestroyNotify) accept_data_free);
   data->source = _lsock_listener_create_source_impl (self);
   if (cancellable != NULL)
