@@ -25,6 +25,7 @@
 #include "config.h"
 
 #include "fd-stream.h"
+#include "floors.h"
 
 #include <lsock-gobject/lsock.h>
 #include <gio/gunixsocketaddress.h>
@@ -87,13 +88,13 @@ typedef struct
 
 static struct
 {
-  int      mode_smoke;
-  int      mode_full;
+  int      smoke;
+  guint    floor_iters;  /* units per batch of the floors.c measurements */
   int      reps;
   int      pin_server;
   int      pin_client;
   char    *only;
-} opt = { 0, 0, 0, -1, -1, NULL };
+} opt = { 0, 20000, 0, -1, -1, NULL };
 
 /* ---------------------------------------------------------------------- */
 /* Helpers */
@@ -430,7 +431,8 @@ spawn_side (SideFunc      func,
       Result result = { .ok = TRUE };
 
       close (pipefd[0]);
-      close (other_ctl);
+      if (other_ctl >= 0)
+        close (other_ctl);
       pin_self (cpu);
       raise_nofile ();
       func (p, ctl, &result);
@@ -490,6 +492,18 @@ run_pair (SideFunc  server,
   ok = collect (cpid, cfd, client_result);
   ok = collect (spid, sfd, server_result) && ok;
   return ok;
+}
+
+/* Runs @func alone, on the server's CPU */
+static gboolean
+run_alone (SideFunc  func,
+           Params   *p,
+           Result   *result)
+{
+  int fd;
+  pid_t pid = spawn_side (func, p, -1, -1, opt.pin_server, &fd);
+
+  return collect (pid, fd, result);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1543,6 +1557,27 @@ mem_client (const Params *p,
 }
 
 /* ---------------------------------------------------------------------- */
+/* The floors (floors.c), run alone on the server's CPU */
+
+/* Each side of a connection has a GIOStream to create and destroy */
+static void
+floor_connect (const Params *p,
+               int           ctl,
+               Result       *r)
+{
+  r->v[0] = 2 * bench_floor_stream_lifecycle (opt.floor_iters);
+}
+
+/* Every reply the echo server writes with g_output_stream_write_async() */
+static void
+floor_echo (const Params *p,
+            int           ctl,
+            Result       *r)
+{
+  r->v[0] = bench_floor_write_async_wrapper (opt.floor_iters);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Figures and the table */
 
 typedef enum {
@@ -1611,7 +1646,20 @@ typedef struct
   Metric      metrics[2];
   int         n_metrics;
   gboolean    must_serve_all;  /* echo at 4,096: a target of its own */
+  /* What GLib alone charges per unit of the first metric (a rate), in
+   * Result.v[0] seconds, measured alone (floors.c) after each repetition;
+   * the table shows the raw rate slowed down by that much: the ceiling */
+  SideFunc    floor;
+  const char *ceiling_name;
 } Figure;
+
+/* The ceilings add CPU time per unit to the raw baseline's time per unit,
+ * which is the cost model only while server and client share one CPU */
+static gboolean
+ceilings_apply (void)
+{
+  return opt.smoke || (opt.pin_server >= 0 && opt.pin_server == opt.pin_client);
+}
 
 static gboolean
 figure_selected (const char *name)
@@ -1731,6 +1779,7 @@ run_figure (const Figure *fig,
             int           reps)
 {
   Samples samples[2] = { 0 };
+  g_autoptr(GArray) ceiling = g_array_new (FALSE, FALSE, sizeof (double));
   gboolean served_all = TRUE;
 
   if (!figure_selected (fig->name))
@@ -1742,36 +1791,56 @@ run_figure (const Figure *fig,
       samples[m].values[v] = g_array_new (FALSE, FALSE, sizeof (double));
 
   for (int rep = 0; rep < reps; rep++)
-    for (int i = 0; i < fig->n_variants; i++)
-      {
-        Variant variant = fig->variants[i];
-        Result sr, cr;
-        const Result *r;
+    {
+      double raw_rate = NAN;
 
-        /* For profiling one side: LSOCK_BENCH_VARIANTS=lsock */
-        if (g_getenv ("LSOCK_BENCH_VARIANTS") != NULL &&
-            !strstr (g_getenv ("LSOCK_BENCH_VARIANTS"), variant_names[variant]))
-          continue;
-        params->variant = variant;
-        if (!run_pair (fig->server, fig->client, params, &sr, &cr))
-          {
-            const char *message = !cr.ok ? cr.message : sr.message;
+      for (int i = 0; i < fig->n_variants; i++)
+        {
+          Variant variant = fig->variants[i];
+          Result sr, cr;
+          const Result *r;
 
-            fprintf (stderr, "\n  %s %s: FAILED: %s\n", fig->name, variant_names[variant], message);
-            all_ok = FALSE;
-            if (fig->must_serve_all)
-              served_all = FALSE;
+          /* For profiling one side: LSOCK_BENCH_VARIANTS=lsock */
+          if (g_getenv ("LSOCK_BENCH_VARIANTS") != NULL &&
+              !strstr (g_getenv ("LSOCK_BENCH_VARIANTS"), variant_names[variant]))
             continue;
-          }
-        r = fig->from_server ? &sr : &cr;
-        if (g_getenv ("LSOCK_BENCH_DEBUG") != NULL)
-          fprintf (stderr, "\n  %s %s: server %.3f/%.3f/%.3f/%.3f client %.3f/%.3f/%.3f/%.3f\n",
-                   fig->name, variant_names[variant], sr.v[0], sr.v[1], sr.v[2], sr.v[3],
-                   cr.v[0], cr.v[1], cr.v[2], cr.v[3]);
-        for (int m = 0; m < fig->n_metrics; m++)
-          g_array_append_val (samples[m].values[variant], r->v[fig->metrics[m].index]);
-        fprintf (stderr, " %s", variant_names[variant]);
-      }
+          params->variant = variant;
+          if (!run_pair (fig->server, fig->client, params, &sr, &cr))
+            {
+              const char *message = !cr.ok ? cr.message : sr.message;
+
+              fprintf (stderr, "\n  %s %s: FAILED: %s\n", fig->name, variant_names[variant], message);
+              all_ok = FALSE;
+              if (fig->must_serve_all)
+                served_all = FALSE;
+              continue;
+            }
+          r = fig->from_server ? &sr : &cr;
+          if (g_getenv ("LSOCK_BENCH_DEBUG") != NULL)
+            fprintf (stderr, "\n  %s %s: server %.3f/%.3f/%.3f/%.3f client %.3f/%.3f/%.3f/%.3f\n",
+                     fig->name, variant_names[variant], sr.v[0], sr.v[1], sr.v[2], sr.v[3],
+                     cr.v[0], cr.v[1], cr.v[2], cr.v[3]);
+          for (int m = 0; m < fig->n_metrics; m++)
+            g_array_append_val (samples[m].values[variant], r->v[fig->metrics[m].index]);
+          if (variant == fig->baseline)
+            raw_rate = r->v[fig->metrics[0].index];
+          fprintf (stderr, " %s", variant_names[variant]);
+        }
+
+      if (fig->floor != NULL && ceilings_apply () && !isnan (raw_rate))
+        {
+          Result fr;
+          double c;
+
+          if (!run_alone (fig->floor, params, &fr))
+            die ("%s: the floor measurement failed: %s", fig->name, fr.message);
+          c = 1 / (1 / raw_rate + fr.v[0]);
+          g_array_append_val (ceiling, c);
+          if (g_getenv ("LSOCK_BENCH_DEBUG") != NULL)
+            fprintf (stderr, "\n  %s floor: %.3f µs per unit\n", fig->name, fr.v[0] * 1e6);
+          fprintf (stderr, " ceiling");
+        }
+    }
   fprintf (stderr, "\n");
 
   for (int m = 0; m < fig->n_metrics; m++)
@@ -1800,6 +1869,10 @@ run_figure (const Figure *fig,
                      metric->sense, is_lsock ? metric->target : 0, target_text,
                      served_all);
         }
+      if (m == 0 && ceiling->len > 0)
+        table_row (label, metric->unit,
+                   variant_names[fig->baseline], samples[m].values[fig->baseline],
+                   fig->ceiling_name, ceiling, metric->sense, 0, NULL, TRUE);
     }
 
   for (int m = 0; m < fig->n_metrics; m++)
@@ -2038,9 +2111,11 @@ main (int    argc,
   raise_nofile ();
   table = g_string_new (NULL);
 
+  opt.smoke = smoke;
   if (smoke)
     {
       reps = 1;
+      opt.floor_iters = 200;
       bulk_bytes = 1 << 20;
       rtt_iters = 200;
       connect_iters = 50;
@@ -2115,6 +2190,8 @@ main (int    argc,
       .server = connect_server, .client = connect_client, .baseline = V_RAW,
       .variants = { V_RAW, V_LSOCK, V_LSOCK_ASYNC, V_GIO, V_GIO_FLOOR }, .n_variants = 5,
       .metrics = { { 0, NULL, "conn/s", HIGHER_IS_BETTER, 0.95, "≥ 0.95" } }, .n_metrics = 1,
+      .floor = floor_connect,
+      .ceiling_name = "ceiling: raw + 2 GIOStreams created and destroyed",
     };
 
     p.iters = connect_iters;
@@ -2137,6 +2214,8 @@ main (int    argc,
         },
         .n_metrics = 2,
         .must_serve_all = big,
+        .floor = floor_echo,
+        .ceiling_name = "ceiling: raw + GLib's write_async GTask per reply",
       };
 
       p.n_clients = echo_clients[i];

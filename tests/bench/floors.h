@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Seconds per unit; each the least of a few batches of @n, so a lower
+ * bound of what the same code costs inside a real program */
+double bench_floor_stream_lifecycle     (guint n);
+double bench_floor_write_async_wrapper  (guint n);
+
+G_END_DECLS
