@@ -5,18 +5,21 @@
  * turns each into a ceiling for a figure, the best ratio to the raw
  * baseline that any such library could reach in the same run.
  *
- * - bench_floor_stream_lifecycle(): a GIOStream and its two substreams
- *   (fd-stream.c, without a socket) created, both substreams fetched, the
- *   stream closed and destroyed. Every connection costs each side of a
- *   GIOStream API at least this.
- * - bench_floor_write_async_wrapper(): what g_output_stream_write_async()
- *   and g_output_stream_write_finish() add around a stream's own
- *   write_async and write_finish. GLib 2.74 wraps every call in a GTask,
+ * - bench_floor_connection(): one side of a connection of the connect
+ *   figure, through the least GIOStream there is (fd-stream.c) without a
+ *   socket: the stream and its two substreams created, 64 bytes written
+ *   with g_output_stream_write_all() and read with g_input_stream_read(),
+ *   the stream closed and destroyed. Everything the "gio-floor" variant
+ *   does but the system calls.
+ * - bench_floor_async_message(): what g_input_stream_read_async() and
+ *   g_output_stream_write_async(), with their _finish() calls, add around
+ *   a stream's own virtual functions, per message of an echo server (one
+ *   read and one write). GLib 2.74 wraps every write_async in a GTask,
  *   whatever the stream. Measured as the difference between the same
  *   loop through the public calls and through the class's virtual
- *   functions, on a stream whose write completes in the next main-loop
- *   iteration (as a socket write that succeeds at once does in lsock's
- *   reactor).
+ *   functions, on streams whose operations complete in the next main-loop
+ *   iteration, as a socket read or write that succeeds at once does in
+ *   lsock's reactor.
  */
 
 #include "config.h"
@@ -28,6 +31,8 @@
 
 #include <math.h>
 
+#define MESSAGE_SIZE 64
+
 static double
 now_s (void)
 {
@@ -35,9 +40,10 @@ now_s (void)
 }
 
 double
-bench_floor_stream_lifecycle (guint n)
+bench_floor_connection (guint n)
 {
   double best = INFINITY;
+  char buf[MESSAGE_SIZE] = { 0 };
 
   for (int batch = 0; batch < 5; batch++)
     {
@@ -47,8 +53,11 @@ bench_floor_stream_lifecycle (guint n)
         {
           GIOStream *stream = bench_fd_stream_new (-1);
 
-          g_io_stream_get_input_stream (stream);
-          g_io_stream_get_output_stream (stream);
+          if (!g_output_stream_write_all (g_io_stream_get_output_stream (stream), buf,
+                                          sizeof buf, NULL, NULL, NULL) ||
+              g_input_stream_read (g_io_stream_get_input_stream (stream), buf, sizeof buf,
+                                   NULL, NULL) != sizeof buf)
+            g_error ("floors: the null stream failed");
           g_io_stream_close (stream, NULL, NULL);
           g_object_unref (stream);
         }
@@ -58,8 +67,9 @@ bench_floor_stream_lifecycle (guint n)
 }
 
 /* ---------------------------------------------------------------------- */
-/* A GAsyncResult that is no GTask, and an output stream that completes
- * each write in the next iteration of the thread-default main context */
+/* A GAsyncResult that is no GTask; input and output streams whose async
+ * operations complete in the next iteration of the thread-default main
+ * context, through one source, one operation at a time */
 
 #define BENCH_TYPE_RESULT (bench_result_get_type ())
 G_DECLARE_FINAL_TYPE (BenchResult, bench_result, BENCH, RESULT, GObject)
@@ -110,19 +120,149 @@ bench_result_init (BenchResult *self)
 {
 }
 
+static BenchResult *
+bench_result_new (gpointer source_object)
+{
+  BenchResult *self = g_object_new (BENCH_TYPE_RESULT, NULL);
+
+  self->source_object = source_object;
+  return self;
+}
+
+/* The operation in flight, completed by the source's next dispatch */
+typedef struct
+{
+  GSource              source;
+  GObject             *object;
+  GAsyncResult        *result;
+  GAsyncReadyCallback  callback;
+  gpointer             user_data;
+} Completer;
+
+static void
+completer_queue (Completer           *completer,
+                 gpointer             object,
+                 GAsyncResult        *result,
+                 GAsyncReadyCallback  callback,
+                 gpointer             user_data)
+{
+  g_assert (completer->callback == NULL);
+  completer->object = object;
+  completer->result = result;
+  completer->callback = callback;
+  completer->user_data = user_data;
+}
+
+static gboolean
+completer_prepare (GSource *source,
+                   int     *timeout)
+{
+  *timeout = -1;
+  return ((Completer *) source)->callback != NULL;
+}
+
+static gboolean
+completer_check (GSource *source)
+{
+  return ((Completer *) source)->callback != NULL;
+}
+
+static gboolean
+completer_dispatch (GSource     *source,
+                    GSourceFunc  unused,
+                    gpointer     unused_data)
+{
+  Completer *completer = (Completer *) source;
+  GAsyncReadyCallback callback = g_steal_pointer (&completer->callback);
+
+  callback (completer->object, completer->result, completer->user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs completer_funcs = {
+  completer_prepare, completer_check, completer_dispatch, NULL, NULL, NULL,
+};
+
+#define BENCH_TYPE_NULL_INPUT (bench_null_input_get_type ())
+G_DECLARE_FINAL_TYPE (BenchNullInput, bench_null_input, BENCH, NULL_INPUT, GInputStream)
 #define BENCH_TYPE_NULL_OUTPUT (bench_null_output_get_type ())
 G_DECLARE_FINAL_TYPE (BenchNullOutput, bench_null_output, BENCH, NULL_OUTPUT, GOutputStream)
 
-struct _BenchNullOutput
+struct _BenchNullInput
 {
-  GOutputStream        parent_instance;
-  BenchResult         *result;
-  GAsyncReadyCallback  callback;    /* the write in flight, if any */
-  gpointer             user_data;
-  gssize               count;
+  GInputStream  parent_instance;
+  Completer    *completer;  /* unowned */
+  BenchResult  *result;
+  gssize        count;
 };
 
+struct _BenchNullOutput
+{
+  GOutputStream  parent_instance;
+  Completer     *completer;  /* unowned */
+  BenchResult   *result;
+  gssize         count;
+};
+
+G_DEFINE_FINAL_TYPE (BenchNullInput, bench_null_input, G_TYPE_INPUT_STREAM)
 G_DEFINE_FINAL_TYPE (BenchNullOutput, bench_null_output, G_TYPE_OUTPUT_STREAM)
+
+static gssize
+bench_null_input_read (GInputStream  *stream,
+                       void          *buffer,
+                       gsize          count,
+                       GCancellable  *cancellable,
+                       GError       **error)
+{
+  return count;
+}
+
+static void
+bench_null_input_read_async (GInputStream        *stream,
+                             void                *buffer,
+                             gsize                count,
+                             int                  io_priority,
+                             GCancellable        *cancellable,
+                             GAsyncReadyCallback  callback,
+                             gpointer             user_data)
+{
+  BenchNullInput *self = BENCH_NULL_INPUT (stream);
+
+  self->count = count;
+  completer_queue (self->completer, self, G_ASYNC_RESULT (self->result), callback, user_data);
+}
+
+static gssize
+bench_null_input_read_finish (GInputStream  *stream,
+                              GAsyncResult  *result,
+                              GError       **error)
+{
+  return BENCH_NULL_INPUT (stream)->count;
+}
+
+static void
+bench_null_input_finalize (GObject *object)
+{
+  g_object_unref (BENCH_NULL_INPUT (object)->result);
+  G_OBJECT_CLASS (bench_null_input_parent_class)->finalize (object);
+}
+
+static void
+bench_null_input_class_init (BenchNullInputClass *klass)
+{
+  GInputStreamClass *stream_class = G_INPUT_STREAM_CLASS (klass);
+
+  G_OBJECT_CLASS (klass)->finalize = bench_null_input_finalize;
+  stream_class->read_fn = bench_null_input_read;
+  stream_class->read_async = bench_null_input_read_async;
+  stream_class->read_finish = bench_null_input_read_finish;
+}
+
+static void
+bench_null_input_init (BenchNullInput *self)
+{
+  self->result = bench_result_new (self);
+}
 
 static gssize
 bench_null_output_write (GOutputStream  *stream,
@@ -145,10 +285,8 @@ bench_null_output_write_async (GOutputStream       *stream,
 {
   BenchNullOutput *self = BENCH_NULL_OUTPUT (stream);
 
-  g_assert (self->callback == NULL);
-  self->callback = callback;
-  self->user_data = user_data;
   self->count = count;
+  completer_queue (self->completer, self, G_ASYNC_RESULT (self->result), callback, user_data);
 }
 
 static gssize
@@ -180,120 +318,124 @@ bench_null_output_class_init (BenchNullOutputClass *klass)
 static void
 bench_null_output_init (BenchNullOutput *self)
 {
-  self->result = g_object_new (BENCH_TYPE_RESULT, NULL);
-  self->result->source_object = G_OBJECT (self);
+  self->result = bench_result_new (self);
 }
 
-/* Completes the write in flight: ready whenever there is one */
-typedef struct
-{
-  GSource          source;
-  BenchNullOutput *output;
-} CompleteSource;
-
-static gboolean
-complete_prepare (GSource *source,
-                  int     *timeout)
-{
-  *timeout = -1;
-  return ((CompleteSource *) source)->output->callback != NULL;
-}
-
-static gboolean
-complete_check (GSource *source)
-{
-  return ((CompleteSource *) source)->output->callback != NULL;
-}
-
-static gboolean
-complete_dispatch (GSource     *source,
-                   GSourceFunc  unused,
-                   gpointer     unused_data)
-{
-  BenchNullOutput *output = ((CompleteSource *) source)->output;
-  GAsyncReadyCallback callback = g_steal_pointer (&output->callback);
-
-  callback (G_OBJECT (output), G_ASYNC_RESULT (output->result), output->user_data);
-  return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs complete_funcs = {
-  complete_prepare, complete_check, complete_dispatch, NULL, NULL, NULL,
-};
+/* ---------------------------------------------------------------------- */
+/* An echo loop: read a message, write it back, read the next one */
 
 typedef struct
 {
+  GInputStream  *input;
   GOutputStream *output;
   guint          left;
-} WriteLoop;
+  char           buf[MESSAGE_SIZE];
+} EchoLoop;
 
-static const char one_byte[1] = { 'x' };
+static void public_read_cb (GObject *object, GAsyncResult *result, gpointer user_data);
+static void vfunc_read_cb (GObject *object, GAsyncResult *result, gpointer user_data);
 
 static void
-wrapped_cb (GObject      *object,
-            GAsyncResult *result,
-            gpointer      user_data)
+public_write_cb (GObject      *object,
+                 GAsyncResult *result,
+                 gpointer      user_data)
 {
-  WriteLoop *loop = user_data;
+  EchoLoop *loop = user_data;
 
-  if (g_output_stream_write_finish (loop->output, result, NULL) != 1)
+  if (g_output_stream_write_finish (loop->output, result, NULL) != sizeof loop->buf)
     g_error ("floors: write_finish");
   if (--loop->left > 0)
-    g_output_stream_write_async (loop->output, one_byte, 1, G_PRIORITY_DEFAULT, NULL,
-                                 wrapped_cb, loop);
+    g_input_stream_read_async (loop->input, loop->buf, sizeof loop->buf, G_PRIORITY_DEFAULT,
+                               NULL, public_read_cb, loop);
 }
 
 static void
-direct_cb (GObject      *object,
-           GAsyncResult *result,
-           gpointer      user_data)
+public_read_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
 {
-  WriteLoop *loop = user_data;
-  GOutputStreamClass *klass = G_OUTPUT_STREAM_GET_CLASS (loop->output);
+  EchoLoop *loop = user_data;
+  gssize n = g_input_stream_read_finish (loop->input, result, NULL);
 
-  if (klass->write_finish (loop->output, result, NULL) != 1)
+  if (n != sizeof loop->buf)
+    g_error ("floors: read_finish");
+  g_output_stream_write_async (loop->output, loop->buf, n, G_PRIORITY_DEFAULT, NULL,
+                               public_write_cb, loop);
+}
+
+static void
+vfunc_write_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  EchoLoop *loop = user_data;
+
+  if (G_OUTPUT_STREAM_GET_CLASS (loop->output)->write_finish (loop->output, result, NULL) !=
+      sizeof loop->buf)
     g_error ("floors: write_finish");
   if (--loop->left > 0)
-    klass->write_async (loop->output, one_byte, 1, G_PRIORITY_DEFAULT, NULL, direct_cb, loop);
+    G_INPUT_STREAM_GET_CLASS (loop->input)->read_async (loop->input, loop->buf, sizeof loop->buf,
+                                                        G_PRIORITY_DEFAULT, NULL,
+                                                        vfunc_read_cb, loop);
+}
+
+static void
+vfunc_read_cb (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  EchoLoop *loop = user_data;
+  gssize n = G_INPUT_STREAM_GET_CLASS (loop->input)->read_finish (loop->input, result, NULL);
+
+  if (n != sizeof loop->buf)
+    g_error ("floors: read_finish");
+  G_OUTPUT_STREAM_GET_CLASS (loop->output)->write_async (loop->output, loop->buf, n,
+                                                         G_PRIORITY_DEFAULT, NULL,
+                                                         vfunc_write_cb, loop);
 }
 
 static double
-time_write_loop (GMainContext  *context,
-                 GOutputStream *output,
-                 guint          n,
-                 gboolean       wrapped)
+time_echo_loop (GMainContext  *context,
+                GInputStream  *input,
+                GOutputStream *output,
+                guint          n,
+                gboolean       public)
 {
-  WriteLoop loop = { output, n };
+  EchoLoop loop = { input, output, n, { 0 } };
   double t0 = now_s ();
 
-  if (wrapped)
-    g_output_stream_write_async (output, one_byte, 1, G_PRIORITY_DEFAULT, NULL, wrapped_cb, &loop);
+  if (public)
+    g_input_stream_read_async (input, loop.buf, sizeof loop.buf, G_PRIORITY_DEFAULT, NULL,
+                               public_read_cb, &loop);
   else
-    G_OUTPUT_STREAM_GET_CLASS (output)->write_async (output, one_byte, 1, G_PRIORITY_DEFAULT,
-                                                     NULL, direct_cb, &loop);
+    G_INPUT_STREAM_GET_CLASS (input)->read_async (input, loop.buf, sizeof loop.buf,
+                                                  G_PRIORITY_DEFAULT, NULL, vfunc_read_cb, &loop);
   while (loop.left > 0)
     g_main_context_iteration (context, TRUE);
   return (now_s () - t0) / n;
 }
 
 double
-bench_floor_write_async_wrapper (guint n)
+bench_floor_async_message (guint n)
 {
   GMainContext *context = g_main_context_new ();
-  GOutputStream *output;
-  GSource *source;
-  double wrapped = INFINITY, direct = INFINITY;
+  GSource *source = g_source_new (&completer_funcs, sizeof (Completer));
+  BenchNullInput *input;
+  BenchNullOutput *output;
+  double public = INFINITY, vfunc = INFINITY;
 
   g_main_context_push_thread_default (context);
+  input = g_object_new (BENCH_TYPE_NULL_INPUT, NULL);
   output = g_object_new (BENCH_TYPE_NULL_OUTPUT, NULL);
-  source = g_source_new (&complete_funcs, sizeof (CompleteSource));
-  ((CompleteSource *) source)->output = BENCH_NULL_OUTPUT (output);
+  input->completer = output->completer = (Completer *) source;
   g_source_attach (source, context);
 
   for (int batch = 0; batch < 5; batch++)
     {
-      wrapped = MIN (wrapped, time_write_loop (context, output, n, TRUE));
-      direct = MIN (direct, time_write_loop (context, output, n, FALSE));
+      public = MIN (public, time_echo_loop (context, G_INPUT_STREAM (input),
+                                            G_OUTPUT_STREAM (output), n, TRUE));
+      vfunc = MIN (vfunc, time_echo_loop (context, G_INPUT_STREAM (input),
+                                          G_OUTPUT_STREAM (output), n, FALSE));
     }
 
   /* GTask may have deferred its last callback through an idle source */
@@ -301,8 +443,9 @@ bench_floor_write_async_wrapper (guint n)
     ;
   g_source_destroy (source);
   g_source_unref (source);
+  g_object_unref (input);
   g_object_unref (output);
   g_main_context_pop_thread_default (context);
   g_main_context_unref (context);
-  return MAX (wrapped - direct, 0);
+  return MAX (public - vfunc, 0);
 }
