@@ -5,6 +5,9 @@
  * turns each into a ceiling for a figure, the best ratio to the raw
  * baseline that any such library could reach in the same run.
  *
+ * - bench_floor_round_trip(): one side of a round trip of the round-trip
+ *   figure through that stream: 64 bytes written with
+ *   g_output_stream_write_all() and read with g_input_stream_read().
  * - bench_floor_connection(): one side of a connection of the connect
  *   figure, through the least GIOStream there is (fd-stream.c) without a
  *   socket: the stream and its two substreams created, 64 bytes written
@@ -37,6 +40,29 @@ static double
 now_s (void)
 {
   return g_get_monotonic_time () / 1e6;
+}
+
+double
+bench_floor_round_trip (guint n)
+{
+  GIOStream *stream = bench_fd_stream_new (-1);
+  GInputStream *input = g_io_stream_get_input_stream (stream);
+  GOutputStream *output = g_io_stream_get_output_stream (stream);
+  double best = INFINITY;
+  char buf[MESSAGE_SIZE] = { 0 };
+
+  for (int batch = 0; batch < 5; batch++)
+    {
+      double t0 = now_s ();
+
+      for (guint i = 0; i < n; i++)
+        if (!g_output_stream_write_all (output, buf, sizeof buf, NULL, NULL, NULL) ||
+            g_input_stream_read (input, buf, sizeof buf, NULL, NULL) != sizeof buf)
+          g_error ("floors: the null stream failed");
+      best = MIN (best, (now_s () - t0) / n);
+    }
+  g_object_unref (stream);
+  return best;
 }
 
 double

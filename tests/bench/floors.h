@@ -7,6 +7,7 @@ G_BEGIN_DECLS
 
 /* Seconds per unit; each the least of a few batches of @n, so a lower
  * bound of what the same code costs inside a real program */
+double bench_floor_round_trip    (guint n);
 double bench_floor_connection    (guint n);
 double bench_floor_async_message (guint n);
 

@@ -1559,6 +1559,15 @@ mem_client (const Params *p,
 /* ---------------------------------------------------------------------- */
 /* The floors (floors.c), run alone on the server's CPU */
 
+/* Both sides of a round trip write and read through a GIOStream */
+static void
+floor_rtt (const Params *p,
+           int           ctl,
+           Result       *r)
+{
+  r->v[0] = 2 * bench_floor_round_trip (opt.floor_iters * 10);
+}
+
 /* Both sides of a connection have a GIOStream */
 static void
 floor_connect (const Params *p,
@@ -1647,9 +1656,10 @@ typedef struct
   Metric      metrics[2];
   int         n_metrics;
   gboolean    must_serve_all;  /* echo at 4,096: a target of its own */
-  /* What GLib alone charges per unit of the first metric (a rate), in
-   * Result.v[0] seconds, measured alone (floors.c) after each repetition;
-   * the table shows the raw rate slowed down by that much: the ceiling */
+  /* What GLib alone charges per unit of the first metric (a rate, or for
+   * LOWER_IS_BETTER a time in µs per unit), in Result.v[0] seconds,
+   * measured alone (floors.c) after each repetition; the table shows the
+   * raw figure slowed down by that much: the ceiling */
   SideFunc    floor;
   const char *ceiling_name;
 } Figure;
@@ -1793,7 +1803,7 @@ run_figure (const Figure *fig,
 
   for (int rep = 0; rep < reps; rep++)
     {
-      double raw_rate = NAN;
+      double raw_value = NAN;
 
       for (int i = 0; i < fig->n_variants; i++)
         {
@@ -1824,18 +1834,21 @@ run_figure (const Figure *fig,
           for (int m = 0; m < fig->n_metrics; m++)
             g_array_append_val (samples[m].values[variant], r->v[fig->metrics[m].index]);
           if (variant == fig->baseline)
-            raw_rate = r->v[fig->metrics[0].index];
+            raw_value = r->v[fig->metrics[0].index];
           fprintf (stderr, " %s", variant_names[variant]);
         }
 
-      if (fig->floor != NULL && ceilings_apply () && !isnan (raw_rate))
+      if (fig->floor != NULL && ceilings_apply () && !isnan (raw_value))
         {
           Result fr;
           double c;
 
           if (!run_alone (fig->floor, params, &fr))
             die ("%s: the floor measurement failed: %s", fig->name, fr.message);
-          c = 1 / (1 / raw_rate + fr.v[0]);
+          if (fig->metrics[0].sense == LOWER_IS_BETTER)
+            c = raw_value + fr.v[0] * 1e6;
+          else
+            c = 1 / (1 / raw_value + fr.v[0]);
           g_array_append_val (ceiling, c);
           if (g_getenv ("LSOCK_BENCH_DEBUG") != NULL)
             fprintf (stderr, "\n  %s floor: %.3f µs per unit\n", fig->name, fr.v[0] * 1e6);
@@ -1944,8 +1957,9 @@ run_memory (Params *params,
 
 /* PyGObject against Python's socket module, by py-bulk.py; its REP lines
  * carry one repetition each:
- * "REP <name> <socket MB/s> <lsock MB/s> <gio-unix MB/s>" (GIO's own
- * Gio.UnixInputStream/UnixOutputStream: what PyGObject costs by itself) */
+ * "REP <name> <socket MB/s> <lsock MB/s> <gio-unix MB/s> <ceiling MB/s>"
+ * (gio-unix: GIO's own Gio.UnixInputStream/UnixOutputStream; ceiling: the
+ * socket module slowed down by what PyGObject's calls cost per chunk) */
 static void
 run_python (int    reps,
             gsize  total_bytes)
@@ -1959,7 +1973,7 @@ run_python (int    reps,
   g_autoptr(GError) error = NULL;
   g_auto(GStrv) lines = NULL;
   const char *names[] = { "py-bulk-64k", "py-bulk-4k" };
-  GArray *raw[2], *ls[2], *gu[2];
+  GArray *raw[2], *ls[2], *gu[2], *ceiling[2];
   int status;
 
   if (!figure_selected ("py-bulk"))
@@ -2001,14 +2015,15 @@ run_python (int    reps,
       raw[i] = g_array_new (FALSE, FALSE, sizeof (double));
       ls[i] = g_array_new (FALSE, FALSE, sizeof (double));
       gu[i] = g_array_new (FALSE, FALSE, sizeof (double));
+      ceiling[i] = g_array_new (FALSE, FALSE, sizeof (double));
     }
   lines = g_strsplit (out, "\n", -1);
   for (int l = 0; lines[l] != NULL; l++)
     {
       char name[64];
-      double a, b, c;
+      double a, b, c, d;
 
-      if (sscanf (lines[l], "REP %63s %lf %lf %lf", name, &a, &b, &c) != 4)
+      if (sscanf (lines[l], "REP %63s %lf %lf %lf %lf", name, &a, &b, &c, &d) != 5)
         continue;
       for (int i = 0; i < 2; i++)
         if (strcmp (name, names[i]) == 0)
@@ -2016,6 +2031,7 @@ run_python (int    reps,
             g_array_append_val (raw[i], a);
             g_array_append_val (ls[i], b);
             g_array_append_val (gu[i], c);
+            g_array_append_val (ceiling[i], d);
           }
     }
   for (int i = 0; i < 2; i++)
@@ -2031,9 +2047,15 @@ run_python (int    reps,
       table_row (i == 0 ? "PyGObject bulk, 64 KiB chunks" : "PyGObject bulk, 4 KiB chunks",
                  "MB/s", "python socket", raw[i], "Gio.UnixInputStream (PyGObject)", gu[i],
                  HIGHER_IS_BETTER, 0, NULL, TRUE);
+      if (ceilings_apply ())
+        table_row (i == 0 ? "PyGObject bulk, 64 KiB chunks" : "PyGObject bulk, 4 KiB chunks",
+                   "MB/s", "python socket", raw[i],
+                   "ceiling: python socket + PyGObject's calls per chunk", ceiling[i],
+                   HIGHER_IS_BETTER, 0, NULL, TRUE);
       g_array_unref (raw[i]);
       g_array_unref (ls[i]);
       g_array_unref (gu[i]);
+      g_array_unref (ceiling[i]);
     }
 }
 
@@ -2179,6 +2201,8 @@ main (int    argc,
       .server = pingpong_server, .client = pingpong_client, .baseline = V_RAW,
       .variants = { V_RAW, V_LSOCK, V_GIO, V_GIO_FLOOR }, .n_variants = 4,
       .metrics = { { 0, NULL, "µs", LOWER_IS_BETTER, 1.03, "≤ 1.03×" } }, .n_metrics = 1,
+      .floor = floor_rtt,
+      .ceiling_name = "ceiling: raw + GIO's write_all and read on both sides",
     };
 
     p.iters = rtt_iters;

@@ -14,8 +14,15 @@
 #   GI_TYPELIB_PATH=BUILDDIR/lsock-gobject LD_LIBRARY_PATH=BUILDDIR/lsock-gobject \
 #     /usr/bin/python3 tests/bench/py-bulk.py [--reps N] [--bytes N] [--pin-server CPU --pin-client CPU]
 #
-# Prints one "REP <figure> <socket MB/s> <lsock MB/s> <gio-unix MB/s>" line per repetition
-# (lsock-bench reads these) and a summary.
+# After each repetition it also measures, in one process, what the calls a
+# chunk takes through PyGObject (write_bytes, read_bytes, get_size) cost
+# beyond the socket module's (send, recv) on 1-byte messages, and turns it
+# into a ceiling: the socket module's rate slowed down by that much per
+# chunk, the best any stream behind PyGObject could reach while sender and
+# receiver share one CPU.
+#
+# Prints one "REP <figure> <socket MB/s> <lsock MB/s> <gio-unix MB/s> <ceiling MB/s>"
+# line per repetition (lsock-bench reads these) and a summary.
 
 import argparse
 import os
@@ -160,6 +167,43 @@ def client_gio_unix(name, chunk, total):
     return total / (t1 - t0) / 1e6
 
 
+def call_overhead(pin_cpu, n=20000):
+    """Seconds per chunk that PyGObject's calls cost beyond the socket module's"""
+    pin(pin_cpu)
+    name = unique_name()
+    listener = Lsock.Listener.new(Lsock.Name.parse('@' + name))
+    client = Lsock.Stream.connect(Lsock.Name.parse('@' + name), None)
+    server = listener.accept(None)
+    write_bytes = client.get_output_stream().write_bytes
+    read_bytes = server.get_input_stream().read_bytes
+    one = GLib.Bytes.new(b'x')
+    a, b = socket.socketpair()
+    send, recv = a.send, b.recv
+
+    def through_pygobject():
+        for _ in range(n):
+            write_bytes(one, None)
+            read_bytes(1, None).get_size()
+
+    def through_socket():
+        for _ in range(n):
+            send(b'x')
+            len(recv(1))
+
+    best = {}
+    for _ in range(5):
+        for fn in (through_pygobject, through_socket):
+            t0 = time.perf_counter()
+            fn()
+            best[fn] = min(best.get(fn, 1e9), (time.perf_counter() - t0) / n)
+    client.close(None)
+    server.close(None)
+    listener.close()
+    a.close()
+    b.close()
+    return max(best[through_pygobject] - best[through_socket], 0)
+
+
 SERVERS = {'socket': server_socket, 'lsock': server_lsock, 'gio-unix': server_gio_unix}
 CLIENTS = {'socket': client_socket, 'lsock': client_lsock, 'gio-unix': client_gio_unix}
 
@@ -207,12 +251,16 @@ def main():
     for label, chunk, total in (('py-bulk-64k', 65536, args.bytes),
                                 ('py-bulk-4k', 4096, args.bytes // 4)):
         results = {kind: [] for kind in SERVERS}
+        ceiling = []
         for _ in range(args.reps):
             for kind in SERVERS:
                 results[kind].append(run_once(kind, chunk, total, args.pin_server, args.pin_client))
                 os.sched_setaffinity(0, all_cpus)
-            print('REP %s %.1f %.1f %.1f' % (label, results['socket'][-1], results['lsock'][-1],
-                                             results['gio-unix'][-1]),
+            per_chunk = chunk / (results['socket'][-1] * 1e6) + call_overhead(args.pin_client)
+            os.sched_setaffinity(0, all_cpus)
+            ceiling.append(chunk / per_chunk / 1e6)
+            print('REP %s %.1f %.1f %.1f %.1f' % (label, results['socket'][-1], results['lsock'][-1],
+                                                  results['gio-unix'][-1], ceiling[-1]),
                   flush=True)
         s = statistics.median(results['socket'])
         v = statistics.median(results['lsock'])
