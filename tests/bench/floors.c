@@ -6,14 +6,14 @@
  * baseline that any such library could reach in the same run.
  *
  * - bench_floor_round_trip(): one side of a round trip of the round-trip
- *   figure through that stream: 64 bytes written with
- *   g_output_stream_write_all() and read with g_input_stream_read().
- * - bench_floor_connection(): one side of a connection of the connect
  *   figure, through the least GIOStream there is (fd-stream.c) without a
- *   socket: the stream and its two substreams created, 64 bytes written
- *   with g_output_stream_write_all() and read with g_input_stream_read(),
- *   the stream closed and destroyed. Everything the "gio-floor" variant
- *   does but the system calls.
+ *   socket: 64 bytes written with g_output_stream_write_all() and read
+ *   with g_input_stream_read().
+ * - bench_floor_connection(): one side of a connection of the connect
+ *   figure, through the same: the stream and its two substreams created,
+ *   64 bytes written and read as above, the stream closed and destroyed.
+ *   Both are everything the "gio-floor" variant does but the system
+ *   calls.
  * - bench_floor_async_message(): what g_input_stream_read_async() and
  *   g_output_stream_write_async(), with their _finish() calls, add around
  *   a stream's own virtual functions, per message of an echo server (one
