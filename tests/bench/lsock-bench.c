@@ -7,7 +7,11 @@
  * it is the natural comparison, against plain GIO. Server and client are
  * separate processes (fork), so --pin places both sides alike. Variants are
  * interleaved (raw, lsock, gio, raw, lsock, gio, …) and each figure is the
- * median of the repetitions, with min–max.
+ * median of the repetitions, with min–max. With server and client on one
+ * CPU, the round-trip, connect, echo and PyGObject figures also get a
+ * ceiling row: the raw figure of each repetition slowed down by what GLib
+ * (or PyGObject) alone charges per unit, measured without I/O right after
+ * it (floors.c, py-bulk.py), the best any GIO-based library could do.
  *
  *   lsock-bench [--quick|--full|--smoke] [--reps N] [--pin]
  *               [--pin-server=CPU] [--pin-client=CPU] [--only NAME[,NAME…]]
