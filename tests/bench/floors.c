@@ -95,7 +95,8 @@ bench_floor_connection (guint n)
 /* ---------------------------------------------------------------------- */
 /* A GAsyncResult that is no GTask; input and output streams whose async
  * operations complete in the next iteration of the thread-default main
- * context, through one source, one operation at a time */
+ * context, through one source, one operation at a time (they have no sync
+ * read or write: nothing here calls one) */
 
 #define BENCH_TYPE_RESULT (bench_result_get_type ())
 G_DECLARE_FINAL_TYPE (BenchResult, bench_result, BENCH, RESULT, GObject)
@@ -233,16 +234,6 @@ struct _BenchNullOutput
 G_DEFINE_FINAL_TYPE (BenchNullInput, bench_null_input, G_TYPE_INPUT_STREAM)
 G_DEFINE_FINAL_TYPE (BenchNullOutput, bench_null_output, G_TYPE_OUTPUT_STREAM)
 
-static gssize
-bench_null_input_read (GInputStream  *stream,
-                       void          *buffer,
-                       gsize          count,
-                       GCancellable  *cancellable,
-                       GError       **error)
-{
-  return count;
-}
-
 static void
 bench_null_input_read_async (GInputStream        *stream,
                              void                *buffer,
@@ -279,7 +270,6 @@ bench_null_input_class_init (BenchNullInputClass *klass)
   GInputStreamClass *stream_class = G_INPUT_STREAM_CLASS (klass);
 
   G_OBJECT_CLASS (klass)->finalize = bench_null_input_finalize;
-  stream_class->read_fn = bench_null_input_read;
   stream_class->read_async = bench_null_input_read_async;
   stream_class->read_finish = bench_null_input_read_finish;
 }
@@ -288,16 +278,6 @@ static void
 bench_null_input_init (BenchNullInput *self)
 {
   self->result = bench_result_new (self);
-}
-
-static gssize
-bench_null_output_write (GOutputStream  *stream,
-                         const void     *buffer,
-                         gsize           count,
-                         GCancellable   *cancellable,
-                         GError        **error)
-{
-  return count;
 }
 
 static void
@@ -336,7 +316,6 @@ bench_null_output_class_init (BenchNullOutputClass *klass)
   GOutputStreamClass *stream_class = G_OUTPUT_STREAM_CLASS (klass);
 
   G_OBJECT_CLASS (klass)->finalize = bench_null_output_finalize;
-  stream_class->write_fn = bench_null_output_write;
   stream_class->write_async = bench_null_output_write_async;
   stream_class->write_finish = bench_null_output_write_finish;
 }
