@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "lsock-reactor-private.h"
+#include "lsock-i18n-private.h"
+
+#include <errno.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+/* The reactor on Linux: the context polls one epoll fd, whatever the
+ * number of watches. Each fd is registered once, edge-triggered, for
+ * input (and urgent data and hang-up, which epoll reports anyway), and
+ * for output only while it is wanted: otherwise every read by the peer,
+ * which makes room in the buffer, would wake us. Edges are reported
+ * whether wanted or not (see lsock-reactor-private.h); changing the
+ * registration with EPOLL_CTL_MOD reports the current state again, so
+ * output that became possible meanwhile is not missed. */
+
+#define BASE_EVENTS (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLET)
+
+static guint32
+watch_events (LsockWatch *watch)
+{
+  return BASE_EVENTS | ((watch->conditions & G_IO_OUT) ? EPOLLOUT : 0);
+}
+
+static GIOCondition
+condition_from_events (guint32 events)
+{
+  GIOCondition condition = 0;
+
+  if (events & EPOLLIN)
+    condition |= G_IO_IN;
+  if (events & EPOLLPRI)
+    condition |= G_IO_PRI;
+  if (events & EPOLLOUT)
+    condition |= G_IO_OUT;
+  /* The peer shut down its side: reads give the end of the stream */
+  if (events & EPOLLRDHUP)
+    condition |= G_IO_IN | G_IO_HUP;
+  if (events & EPOLLHUP)
+    condition |= G_IO_HUP;
+  if (events & EPOLLERR)
+    condition |= G_IO_ERR;
+  return condition;
+}
+
+static gboolean
+epoll_init (LsockReactor *reactor)
+{
+  reactor->epfd = epoll_create1 (EPOLL_CLOEXEC);
+  if (reactor->epfd < 0)
+    return FALSE;
+  reactor->epfd_tag = g_source_add_unix_fd (&reactor->source, reactor->epfd, G_IO_IN);
+  return TRUE;
+}
+
+static void
+epoll_finalize (LsockReactor *reactor)
+{
+  if (reactor->epfd >= 0)
+    close (reactor->epfd);
+  reactor->epfd = -1;
+}
+
+static gboolean
+epoll_add (LsockReactor  *reactor,
+           LsockWatch    *watch,
+           GError       **error)
+{
+  struct epoll_event ev = { .events = watch_events (watch), .data.ptr = watch };
+
+  if (epoll_ctl (reactor->epfd, EPOLL_CTL_ADD, watch->fd, &ev) != 0)
+    {
+      int errsv = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                   _("Could not watch a socket: %s"), g_strerror (errsv));
+      return FALSE;
+    }
+  watch->events = ev.events;
+  return TRUE;
+}
+
+static void
+epoll_set_conditions (LsockReactor *reactor,
+                      LsockWatch   *watch)
+{
+  struct epoll_event ev = { .events = watch_events (watch), .data.ptr = watch };
+
+  if (ev.events == watch->events)
+    return;
+  /* Cannot fail for a registered, open fd */
+  if (epoll_ctl (reactor->epfd, EPOLL_CTL_MOD, watch->fd, &ev) == 0)
+    watch->events = ev.events;
+}
+
+static void
+epoll_remove (LsockReactor *reactor,
+              LsockWatch   *watch)
+{
+  /* Under the reactor lock, like every epoll_wait(): no event for this
+   * watch is returned from here on */
+  epoll_ctl (reactor->epfd, EPOLL_CTL_DEL, watch->fd, NULL);
+}
+
+static gboolean
+epoll_check (LsockReactor *reactor)
+{
+  return g_source_query_unix_fd (&reactor->source, reactor->epfd_tag) != 0;
+}
+
+static guint
+epoll_collect (LsockReactor    *reactor,
+               LsockReadyWatch *ready,
+               guint            max)
+{
+  struct epoll_event events[64];
+  int n;
+
+  do
+    n = epoll_wait (reactor->epfd, events, MIN (max, G_N_ELEMENTS (events)), 0);
+  while (n < 0 && errno == EINTR);
+
+  for (int i = 0; i < n; i++)
+    {
+      ready[i].watch = _lsock_watch_ref (events[i].data.ptr);
+      ready[i].condition = condition_from_events (events[i].events);
+    }
+  return MAX (n, 0);
+}
+
+const LsockReactorImpl _lsock_reactor_epoll_impl = {
+  .kind = "epoll",
+  .init = epoll_init,
+  .finalize = epoll_finalize,
+  .add = epoll_add,
+  .set_conditions = epoll_set_conditions,
+  .remove = epoll_remove,
+  .check = epoll_check,
+  .collect = epoll_collect,
+};

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#if !defined (LSOCK_COMPILATION)
+# error "private header"
+#endif
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/*
+ * The reactor: readiness of many descriptors for one GMainContext.
+ *
+ * A GMainContext polls every fd of every source in every iteration, and
+ * adding or removing one wakes the context up (a write to its eventfd). A
+ * reactor is one GSource per (context, priority) that watches any number
+ * of descriptors: on Linux through one epoll fd (lsock-reactor-epoll.c),
+ * elsewhere, or when epoll is unavailable, through the context's own poll
+ * (lsock-reactor-poll.c).
+ *
+ * It only says what became ready: what to do about it is its users'
+ * business. A watch's function is called from the reactor's dispatch with
+ * the conditions that became ready: on epoll every edge of input, urgent
+ * data, hang-up and error (whether wanted or not: users remember
+ * readiness), and of output while it is wanted; on poll, what was wanted
+ * and is ready now (level-triggered). A user must therefore treat a
+ * condition as ready until a system call fails with EAGAIN, and only then
+ * ask for it with _lsock_watch_set_conditions().
+ *
+ * Watch functions run in the context's thread, with no reactor lock held,
+ * and must not call out to user code: they put what is to be reported on
+ * @ready, which the dispatch runs once every watch has been seen.
+ * _lsock_reactor_defer() queues work for the next dispatch (the next main
+ * loop iteration), from any thread.
+ *
+ * Locking: a user may hold its own lock while calling any function here;
+ * the reactor never calls a watch function with its own locks held.
+ */
+
+typedef struct _LsockReactor  LsockReactor;
+typedef struct _LsockWatch    LsockWatch;
+typedef struct _LsockDeferred LsockDeferred;
+
+/* Work for a dispatch, linked through itself (no allocation to queue it) */
+struct _LsockDeferred
+{
+  LsockDeferred  *next;
+  void          (*run) (LsockDeferred *deferred);
+};
+
+typedef struct
+{
+  LsockDeferred *head;
+  LsockDeferred *tail;
+} LsockDeferredList;
+
+void          _lsock_deferred_list_push          (LsockDeferredList *list,
+                                                  LsockDeferred     *deferred);
+LsockDeferred *_lsock_deferred_list_pop          (LsockDeferredList *list);
+
+typedef void (*LsockWatchFunc) (LsockWatch        *watch,
+                                GIOCondition       condition,
+                                gpointer           user_data,
+                                LsockDeferredList *ready);
+
+/* The reactor of @context (NULL: the global default context) at @priority,
+ * made and attached on first use. Never NULL. */
+LsockReactor *_lsock_reactor_ref_for_context     (GMainContext      *context,
+                                                  int                priority);
+LsockReactor *_lsock_reactor_ref                 (LsockReactor      *reactor);
+void          _lsock_reactor_unref               (LsockReactor      *reactor);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (LsockReactor, _lsock_reactor_unref)
+
+GMainContext *_lsock_reactor_get_context         (LsockReactor      *reactor);
+int           _lsock_reactor_get_priority        (LsockReactor      *reactor);
+/* "epoll" or "poll" */
+const char   *_lsock_reactor_get_kind            (LsockReactor      *reactor);
+
+/* Runs @deferred in the reactor's next dispatch, in its context's thread.
+ * Safe from any thread, and from a dispatch (then it runs in the next
+ * one). */
+void          _lsock_reactor_defer               (LsockReactor      *reactor,
+                                                  LsockDeferred     *deferred);
+
+/* Watches @fd, which must stay open until the watch is destroyed. The
+ * watch starts with no conditions wanted; @notify frees @user_data once
+ * the watch is gone and its function is not running. NULL with @error if
+ * the system refuses (e.g. out of epoll watches). */
+LsockWatch   *_lsock_reactor_add_watch           (LsockReactor      *reactor,
+                                                  int                fd,
+                                                  LsockWatchFunc     func,
+                                                  gpointer           user_data,
+                                                  GDestroyNotify     notify,
+                                                  GError           **error);
+/* G_IO_IN and/or G_IO_OUT: the conditions a user waits for now */
+void          _lsock_watch_set_conditions        (LsockWatch        *watch,
+                                                  GIOCondition       conditions);
+/* Stops watching, and drops the reference the watch was made with. A
+ * dispatch already under way in the context's thread may still call the
+ * function once; no later one does. The user data stays until then. */
+void          _lsock_watch_destroy               (LsockWatch        *watch);
+LsockWatch   *_lsock_watch_ref                   (LsockWatch        *watch);
+void          _lsock_watch_unref                 (LsockWatch        *watch);
+/* (transfer none) valid while the caller holds the watch */
+LsockReactor *_lsock_watch_get_reactor           (LsockWatch        *watch);
+gpointer      _lsock_watch_get_user_data         (LsockWatch        *watch);
+
+/* Tests: non-zero makes new reactors use poll even where epoll works */
+extern int _lsock_reactor_force_poll;
+
+/* ------------------------------------------------------------------------
+ * For the implementations (lsock-reactor-epoll.c, lsock-reactor-poll.c)
+ */
+
+typedef struct
+{
+  LsockWatch   *watch;     /* a reference */
+  GIOCondition  condition;
+} LsockReadyWatch;
+
+typedef struct
+{
+  const char *kind;
+  /* Sets up the implementation's state and fds on the (unattached)
+   * source; FALSE if it cannot work here */
+  gboolean (*init)           (LsockReactor *reactor);
+  void     (*finalize)       (LsockReactor *reactor);
+  /* The rest are called with reactor->lock held */
+  gboolean (*add)            (LsockReactor *reactor,
+                              LsockWatch   *watch,
+                              GError      **error);
+  void     (*set_conditions) (LsockReactor *reactor,
+                              LsockWatch   *watch);
+  void     (*remove)         (LsockReactor *reactor,
+                              LsockWatch   *watch);
+  /* Whether the context's poll said anything for us */
+  gboolean (*check)          (LsockReactor *reactor);
+  /* Fills @ready with up to @max watches that are ready, each with a new
+   * reference; returns how many */
+  guint    (*collect)        (LsockReactor    *reactor,
+                              LsockReadyWatch *ready,
+                              guint            max);
+} LsockReactorImpl;
+
+extern const LsockReactorImpl _lsock_reactor_epoll_impl;
+extern const LsockReactorImpl _lsock_reactor_poll_impl;
+
+struct _LsockReactor
+{
+  GSource                 source;
+  const LsockReactorImpl *impl;
+  GMainContext           *context;   /* not owned: we are attached to it */
+  int                     priority;
+  int                     users;     /* atomic; see _lsock_reactor_unref() */
+
+  /* Guards the watches and the implementation's state */
+  GMutex                  lock;
+  GList                  *watches;   /* LsockWatch*, for the poll implementation */
+
+  /* Guards deferred; taken with nothing else of ours inside it */
+  GMutex                  defer_lock;
+  LsockDeferredList       deferred;
+  int                     n_deferred;  /* atomic: for prepare() and check() */
+
+  /* epoll */
+  int                     epfd;
+  gpointer                epfd_tag;
+};
+
+struct _LsockWatch
+{
+  gatomicrefcount  ref_count;
+  LsockReactor    *reactor;      /* a reference */
+  int              fd;
+  LsockWatchFunc   func;
+  gpointer         user_data;
+  GDestroyNotify   notify;
+  /* Under reactor->lock */
+  gboolean         destroyed;
+  GIOCondition     conditions;   /* wanted */
+  guint32          events;       /* epoll: registered */
+  gpointer         tag;          /* poll: the source's fd tag, NULL while
+                                  * nothing is wanted */
+  GList            link;         /* in reactor->watches */
+};
+
+G_END_DECLS

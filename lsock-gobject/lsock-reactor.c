@@ -1,0 +1,397 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "lsock-reactor-private.h"
+
+/* The shared part of the reactor: one GSource per (context, priority),
+ * found through a registry, and the dispatch. See lsock-reactor-private.h
+ * for what it promises. */
+
+int _lsock_reactor_force_poll = 0;
+
+/* Watches served per dispatch. More stay ready for the next one: epoll
+ * keeps them on its ready list, poll reports them again. */
+#define MAX_READY_PER_DISPATCH 64
+
+typedef struct
+{
+  GMainContext *context;
+  int           priority;
+} ReactorKey;
+
+G_LOCK_DEFINE_STATIC (registry);
+static GHashTable *registry;  /* ReactorKey* → LsockReactor*, each attached */
+
+static guint
+reactor_key_hash (gconstpointer key)
+{
+  const ReactorKey *k = key;
+
+  return g_direct_hash (k->context) ^ (guint) k->priority;
+}
+
+static gboolean
+reactor_key_equal (gconstpointer a,
+                   gconstpointer b)
+{
+  const ReactorKey *ka = a;
+  const ReactorKey *kb = b;
+
+  return ka->context == kb->context && ka->priority == kb->priority;
+}
+
+void
+_lsock_deferred_list_push (LsockDeferredList *list,
+                           LsockDeferred     *deferred)
+{
+  deferred->next = NULL;
+  if (list->tail != NULL)
+    list->tail->next = deferred;
+  else
+    list->head = deferred;
+  list->tail = deferred;
+}
+
+LsockDeferred *
+_lsock_deferred_list_pop (LsockDeferredList *list)
+{
+  LsockDeferred *deferred = list->head;
+
+  if (deferred != NULL)
+    {
+      list->head = deferred->next;
+      if (list->head == NULL)
+        list->tail = NULL;
+      deferred->next = NULL;
+    }
+  return deferred;
+}
+
+static void
+run_all (LsockDeferredList *list)
+{
+  LsockDeferred *deferred;
+
+  while ((deferred = _lsock_deferred_list_pop (list)) != NULL)
+    deferred->run (deferred);
+}
+
+static gboolean
+reactor_prepare (GSource *source,
+                 int     *timeout)
+{
+  LsockReactor *reactor = (LsockReactor *) source;
+
+  *timeout = -1;
+  return g_atomic_int_get (&reactor->n_deferred) > 0;
+}
+
+static gboolean
+reactor_check (GSource *source)
+{
+  LsockReactor *reactor = (LsockReactor *) source;
+  gboolean ready;
+
+  if (g_atomic_int_get (&reactor->n_deferred) > 0)
+    return TRUE;
+  g_mutex_lock (&reactor->lock);
+  ready = reactor->impl->check (reactor);
+  g_mutex_unlock (&reactor->lock);
+  return ready;
+}
+
+static gboolean
+reactor_dispatch (GSource     *source,
+                  GSourceFunc  callback,
+                  gpointer     user_data)
+{
+  LsockReactor *reactor = (LsockReactor *) source;
+  LsockDeferredList deferred;
+  LsockDeferredList ready = { NULL, NULL };
+  LsockReadyWatch ready_watches[MAX_READY_PER_DISPATCH];
+  guint n_ready = 0;
+
+  /* What was queued before this dispatch runs in it; what its callbacks
+   * queue waits for the next one, so a peer that keeps us busy cannot
+   * starve the rest of the context */
+  g_mutex_lock (&reactor->defer_lock);
+  deferred = reactor->deferred;
+  reactor->deferred.head = reactor->deferred.tail = NULL;
+  g_atomic_int_set (&reactor->n_deferred, 0);
+  g_mutex_unlock (&reactor->defer_lock);
+
+  g_mutex_lock (&reactor->lock);
+  if (reactor->impl->check (reactor))
+    n_ready = reactor->impl->collect (reactor, ready_watches, G_N_ELEMENTS (ready_watches));
+  g_mutex_unlock (&reactor->lock);
+
+  for (guint i = 0; i < n_ready; i++)
+    {
+      LsockReadyWatch *rw = &ready_watches[i];
+      LsockWatch *watch = rw->watch;
+      gboolean destroyed;
+
+      g_mutex_lock (&reactor->lock);
+      destroyed = watch->destroyed;
+      g_mutex_unlock (&reactor->lock);
+      if (!destroyed)
+        watch->func (watch, rw->condition, watch->user_data, &ready);
+      _lsock_watch_unref (watch);
+    }
+
+  run_all (&deferred);
+  run_all (&ready);
+
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+reactor_finalize (GSource *source)
+{
+  LsockReactor *reactor = (LsockReactor *) source;
+
+  g_assert (reactor->watches == NULL);
+  reactor->impl->finalize (reactor);
+  g_mutex_clear (&reactor->lock);
+  g_mutex_clear (&reactor->defer_lock);
+}
+
+static GSourceFuncs reactor_funcs = {
+  .prepare = reactor_prepare,
+  .check = reactor_check,
+  .dispatch = reactor_dispatch,
+  .finalize = reactor_finalize,
+};
+
+static LsockReactor *
+reactor_new (GMainContext *context,
+             int           priority)
+{
+  LsockReactor *reactor = (LsockReactor *) g_source_new (&reactor_funcs, sizeof (LsockReactor));
+
+  g_mutex_init (&reactor->lock);
+  g_mutex_init (&reactor->defer_lock);
+  reactor->context = context;
+  reactor->priority = priority;
+  reactor->epfd = -1;
+
+  reactor->impl = &_lsock_reactor_poll_impl;
+#ifdef __linux__
+  if (!g_atomic_int_get (&_lsock_reactor_force_poll) &&
+      _lsock_reactor_epoll_impl.init (reactor))
+    reactor->impl = &_lsock_reactor_epoll_impl;
+  else
+#endif
+    _lsock_reactor_poll_impl.init (reactor);
+
+  g_source_set_static_name (&reactor->source, "[lsock] I/O");
+  g_source_set_priority (&reactor->source, priority);
+  /* GLib blocks a source that cannot recurse while it dispatches, which
+   * removes its fds from the context and adds them back: two writes to
+   * the context's eventfd and one more iteration per dispatch. The
+   * dispatch is safe to re-enter: what it runs was taken off every list
+   * before, and nothing of ours is locked while callbacks run. */
+  g_source_set_can_recurse (&reactor->source, TRUE);
+
+  return reactor;
+}
+
+LsockReactor *
+_lsock_reactor_ref_for_context (GMainContext *context,
+                                int           priority)
+{
+  ReactorKey key;
+  LsockReactor *reactor;
+
+  if (context == NULL)
+    context = g_main_context_default ();
+  key.context = context;
+  key.priority = priority;
+
+  G_LOCK (registry);
+  if (registry == NULL)
+    registry = g_hash_table_new_full (reactor_key_hash, reactor_key_equal, g_free, NULL);
+
+  reactor = g_hash_table_lookup (registry, &key);
+  /* A reactor whose context was destroyed (and whose address a new
+   * context may now have) is not used again */
+  if (reactor != NULL && !g_source_is_destroyed (&reactor->source))
+    {
+      g_atomic_int_inc (&reactor->users);
+      g_source_ref (&reactor->source);
+      G_UNLOCK (registry);
+      return reactor;
+    }
+
+  reactor = reactor_new (context, priority);
+  reactor->users = 1;
+  g_hash_table_replace (registry, g_memdup2 (&key, sizeof key), reactor);
+  /* The context holds the attached source; each user holds a reference
+   * too, for the memory */
+  g_source_attach (&reactor->source, context);
+  G_UNLOCK (registry);
+
+  return reactor;
+}
+
+LsockReactor *
+_lsock_reactor_ref (LsockReactor *reactor)
+{
+  g_atomic_int_inc (&reactor->users);
+  g_source_ref (&reactor->source);
+  return reactor;
+}
+
+/* The last user gone: the reactor leaves its context, so that a context
+ * done with lsock keeps nothing of it (no epoll fd, no source). A user
+ * that finds it in the registry meanwhile revives it; the check under
+ * the registry lock sees that. */
+void
+_lsock_reactor_unref (LsockReactor *reactor)
+{
+  if (g_atomic_int_dec_and_test (&reactor->users))
+    {
+      ReactorKey key = { reactor->context, reactor->priority };
+
+      G_LOCK (registry);
+      if (g_atomic_int_get (&reactor->users) == 0)
+        {
+          if (g_hash_table_lookup (registry, &key) == reactor)
+            g_hash_table_remove (registry, &key);
+          g_source_destroy (&reactor->source);
+        }
+      G_UNLOCK (registry);
+    }
+  g_source_unref (&reactor->source);
+}
+
+GMainContext *
+_lsock_reactor_get_context (LsockReactor *reactor)
+{
+  return reactor->context;
+}
+
+int
+_lsock_reactor_get_priority (LsockReactor *reactor)
+{
+  return reactor->priority;
+}
+
+const char *
+_lsock_reactor_get_kind (LsockReactor *reactor)
+{
+  return reactor->impl->kind;
+}
+
+void
+_lsock_reactor_defer (LsockReactor  *reactor,
+                      LsockDeferred *deferred)
+{
+  g_mutex_lock (&reactor->defer_lock);
+  _lsock_deferred_list_push (&reactor->deferred, deferred);
+  g_atomic_int_inc (&reactor->n_deferred);
+  g_mutex_unlock (&reactor->defer_lock);
+
+  /* The context's own thread sees it in prepare(); another one may be
+   * sleeping in poll() */
+  if (!g_main_context_is_owner (reactor->context))
+    g_main_context_wakeup (reactor->context);
+}
+
+LsockWatch *
+_lsock_reactor_add_watch (LsockReactor    *reactor,
+                          int              fd,
+                          LsockWatchFunc   func,
+                          gpointer         user_data,
+                          GDestroyNotify   notify,
+                          GError         **error)
+{
+  LsockWatch *watch = g_new0 (LsockWatch, 1);
+
+  g_atomic_ref_count_init (&watch->ref_count);
+  watch->reactor = _lsock_reactor_ref (reactor);
+  watch->fd = fd;
+  watch->func = func;
+  watch->user_data = user_data;
+  watch->link.data = watch;
+
+  g_mutex_lock (&reactor->lock);
+  if (!reactor->impl->add (reactor, watch, error))
+    {
+      g_mutex_unlock (&reactor->lock);
+      _lsock_reactor_unref (watch->reactor);
+      g_free (watch);
+      return NULL;
+    }
+  reactor->watches = g_list_concat (&watch->link, reactor->watches);
+  g_mutex_unlock (&reactor->lock);
+
+  /* Only now: a failed watch leaves @user_data to the caller */
+  watch->notify = notify;
+  return watch;
+}
+
+void
+_lsock_watch_set_conditions (LsockWatch   *watch,
+                             GIOCondition  conditions)
+{
+  LsockReactor *reactor = watch->reactor;
+
+  conditions &= G_IO_IN | G_IO_OUT;
+  g_mutex_lock (&reactor->lock);
+  if (!watch->destroyed && watch->conditions != conditions)
+    {
+      watch->conditions = conditions;
+      reactor->impl->set_conditions (reactor, watch);
+    }
+  g_mutex_unlock (&reactor->lock);
+}
+
+void
+_lsock_watch_destroy (LsockWatch *watch)
+{
+  LsockReactor *reactor = watch->reactor;
+
+  g_mutex_lock (&reactor->lock);
+  if (!watch->destroyed)
+    {
+      watch->destroyed = TRUE;
+      reactor->impl->remove (reactor, watch);
+      reactor->watches = g_list_remove_link (reactor->watches, &watch->link);
+    }
+  g_mutex_unlock (&reactor->lock);
+
+  _lsock_watch_unref (watch);
+}
+
+LsockWatch *
+_lsock_watch_ref (LsockWatch *watch)
+{
+  g_atomic_ref_count_inc (&watch->ref_count);
+  return watch;
+}
+
+void
+_lsock_watch_unref (LsockWatch *watch)
+{
+  if (!g_atomic_ref_count_dec (&watch->ref_count))
+    return;
+
+  g_assert (watch->destroyed);
+  if (watch->notify != NULL)
+    watch->notify (watch->user_data);
+  _lsock_reactor_unref (watch->reactor);
+  g_free (watch);
+}
+
+LsockReactor *
+_lsock_watch_get_reactor (LsockWatch *watch)
+{
+  return watch->reactor;
+}
+
+gpointer
+_lsock_watch_get_user_data (LsockWatch *watch)
+{
+  return watch->user_data;
+}
