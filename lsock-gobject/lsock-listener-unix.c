@@ -5,6 +5,7 @@
 #include "lsock-name-private.h"
 #include "lsock-stream-private.h"
 #include "lsock-unix-private.h"
+#include "lsock-unix-conn-private.h"
 #include "lsock-i18n-private.h"
 
 #include <errno.h>
@@ -737,7 +738,7 @@ accept_loop (LsockListener  *self,
       if (fd >= 0)
         {
           if (peer_admitted (self, fd))
-            return _lsock_stream_new_for_fd (fd, self->name);
+            return _lsock_stream_new (self->name, _lsock_unix_conn_new (fd));
           close (fd);
           continue;
         }

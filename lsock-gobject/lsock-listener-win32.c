@@ -453,7 +453,7 @@ _lsock_listener_accept_impl (LsockListener  *self,
       if (pipe != INVALID_HANDLE_VALUE)
         {
           /* HANDLEs fit in 32 bits (they are shared with 32-bit processes) */
-          stream = _lsock_stream_new_for_fd (HandleToLong (pipe), self->name);
+          stream = _lsock_stream_new_for_pipe (pipe, self->name);
           break;
         }
 

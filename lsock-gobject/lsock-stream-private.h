@@ -10,43 +10,57 @@
 
 G_BEGIN_DECLS
 
-/* The connection shared by an LsockStream and its input and output streams.
- * Reference-counted: the substreams may be kept alive after the GIOStream. */
+/* The connection shared by an LsockStream and its input and output
+ * streams, any of which may outlive the others.
+ *
+ * Two counts: the owners (the stream and its substreams) keep the
+ * connection open, and the last of them to go closes it; references keep
+ * the memory (owners hold one each; so do operations in flight and the
+ * backend's watches, which must not keep the connection open). */
 typedef struct _LsockConn LsockConn;
 struct _LsockConn
 {
   gatomicrefcount  ref_count;
+  int              owners;      /* atomic */
   LsockName       *name;        /* for error messages */
   int              timeout_ms;  /* atomic; 0 = no timeout */
-  int              read_timed_out;  /* atomic flags set by timed-out sources */
-  int              write_timed_out;
-  int              fd;          /* Unix socket; -1 once closed */
-  int              zombie_fd;   /* Unix: shut down while I/O was pending;
-                                 * closed when the last user lets go */
-  gpointer         handle;      /* Windows pipe */
-  gpointer         backend;     /* anything else the backend needs */
+  /* Guards closed, and whatever of the backend's state it says */
+  GMutex           lock;
+  gboolean         closed;
+  gpointer         backend;     /* the platform's connection */
 };
 
+/* A connection with one owner (the caller), taking @backend */
+LsockConn    *_lsock_conn_new                     (LsockName     *name,
+                                                   gpointer       backend);
 LsockConn    *_lsock_conn_ref                     (LsockConn     *conn);
 void          _lsock_conn_unref                   (LsockConn     *conn);
+LsockConn    *_lsock_conn_own                     (LsockConn     *conn);
+void          _lsock_conn_disown                  (LsockConn     *conn);
+/* Closes the connection, once: FALSE if it was closed already. Operations
+ * pending or running in any thread end with G_IO_ERROR_CLOSED (or what
+ * they had done by then). */
+gboolean      _lsock_conn_close                   (LsockConn     *conn);
+gboolean      _lsock_conn_is_closed               (LsockConn     *conn);
+void          _lsock_conn_set_closed_error        (LsockConn     *conn,
+                                                   GError       **error);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LsockConn, _lsock_conn_unref)
 
 struct _LsockStream
 {
   GIOStream      parent_instance;
 
-  LsockName     *name;
-  GInputStream  *input;
+  LsockConn     *conn;   /* we are one of its owners */
+  GInputStream  *input;  /* each owns conn too */
   GOutputStream *output;
-
-  /* Shared with the input and output streams, which outlive us if the
-   * caller keeps them: the platform connection and the I/O timeout. */
-  LsockConn     *conn;
+  /* Disposed with an operation pending: the substreams keep the
+   * connection open until they are done (as GSocketConnection does) */
+  gboolean       keep_open;
 };
 
-/* Wraps a connected socket/pipe (taking ownership) in a stream named @name. */
-LsockStream  *_lsock_stream_new_for_fd            (int            fd,
-                                                   LsockName     *name);
+/* Wraps a connection (taking @backend, the platform's) in a stream */
+LsockStream  *_lsock_stream_new                   (LsockName     *name,
+                                                   gpointer       backend);
 
 /* Sets the close vfuncs of a backend's substream class: closing a substream
  * does nothing itself, since the connection belongs to the LsockStream (as
@@ -56,15 +70,18 @@ void          _lsock_input_stream_class_set_close  (GInputStreamClass  *klass);
 void          _lsock_output_stream_class_set_close (GOutputStreamClass *klass);
 
 /* Backend hooks (lsock-stream-unix.c / lsock-stream-win32.c) */
-/* Creates the pollable input and output streams over self->conn */
+/* Creates the input and output streams over self->conn, each an owner */
 void          _lsock_stream_init_streams_impl     (LsockStream   *self);
-/* Releases the platform connection (fd/handle) of @conn */
-void          _lsock_conn_close_impl              (LsockConn     *conn,
-                                                   gboolean       pending_io);
-gboolean      _lsock_stream_connect_impl          (LsockName     *name,
+/* Releases the platform connection; called once, conn->closed already
+ * set, no lock held. Wakes operations in flight in other threads. */
+void          _lsock_conn_close_impl              (LsockConn     *conn);
+/* Frees conn->backend (the connection is closed) */
+void          _lsock_conn_free_impl               (LsockConn     *conn);
+LsockStream  *_lsock_stream_connect_impl          (LsockName     *name,
                                                    GCancellable  *cancellable,
-                                                   int           *out_fd,
                                                    GError       **error);
+/* Returns @task (a GTask of the shared layer) once connected, with the
+ * stream, or with an error. Consumes the reference. */
 void          _lsock_stream_connect_async_impl    (GTask         *task,
                                                    LsockName     *name);
 GCredentials *_lsock_stream_get_peer_credentials_impl (LsockStream *self,

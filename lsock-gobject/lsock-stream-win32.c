@@ -718,7 +718,7 @@ lsock_win32_input_stream_finalize (GObject *object)
 {
   LsockWin32InputStream *self = LSOCK_WIN32_INPUT_STREAM (object);
 
-  g_clear_pointer (&self->conn, _lsock_conn_unref);
+  g_clear_pointer (&self->conn, _lsock_conn_disown);
 
   G_OBJECT_CLASS (lsock_win32_input_stream_parent_class)->finalize (object);
 }
@@ -812,7 +812,7 @@ lsock_win32_output_stream_finalize (GObject *object)
 {
   LsockWin32OutputStream *self = LSOCK_WIN32_OUTPUT_STREAM (object);
 
-  g_clear_pointer (&self->conn, _lsock_conn_unref);
+  g_clear_pointer (&self->conn, _lsock_conn_disown);
 
   G_OBJECT_CLASS (lsock_win32_output_stream_parent_class)->finalize (object);
 }
@@ -847,26 +847,42 @@ lsock_win32_output_stream_init (LsockWin32OutputStream *self)
 void
 _lsock_stream_init_streams_impl (LsockStream *self)
 {
-  LsockConn *conn = self->conn;
   LsockWin32InputStream *input = g_object_new (LSOCK_TYPE_WIN32_INPUT_STREAM, NULL);
   LsockWin32OutputStream *output = g_object_new (LSOCK_TYPE_WIN32_OUTPUT_STREAM, NULL);
+
+  input->conn = _lsock_conn_own (self->conn);
+  output->conn = _lsock_conn_own (self->conn);
+  self->input = G_INPUT_STREAM (input);
+  self->output = G_OUTPUT_STREAM (output);
+}
+
+/* A backend for _lsock_stream_new() that takes @pipe */
+static Backend *
+backend_new (HANDLE pipe)
+{
   Backend *backend = g_new0 (Backend, 1);
 
-  /* The shared code passes the pipe handle as an int (HandleToLong) */
-  backend->pipe = LongToHandle (conn->fd);
-  conn->fd = -1;
-  conn->zombie_fd = -1;
-  conn->handle = backend->pipe;
+  backend->pipe = pipe;
   backend->closed_event = CreateEventW (NULL, TRUE, FALSE, NULL);
   backend->owners = 1;
   direction_init (&backend->read, FALSE);
   direction_init (&backend->write, TRUE);
-  conn->backend = backend;
+  return backend;
+}
 
-  input->conn = _lsock_conn_ref (conn);
-  output->conn = _lsock_conn_ref (conn);
-  self->input = G_INPUT_STREAM (input);
-  self->output = G_OUTPUT_STREAM (output);
+LsockStream *
+_lsock_stream_new_for_pipe (HANDLE     pipe,
+                            LsockName *name)
+{
+  return _lsock_stream_new (name, backend_new (pipe));
+}
+
+HANDLE
+_lsock_stream_get_pipe (LsockStream *stream)
+{
+  Backend *backend = stream->conn->backend;
+
+  return backend->pipe;
 }
 
 static void
@@ -963,22 +979,15 @@ backend_close (Backend *backend)
 }
 
 void
-_lsock_conn_close_impl (LsockConn *conn,
-                        gboolean   pending_io)
+_lsock_conn_close_impl (LsockConn *conn)
 {
-  Backend *backend = conn->backend;
+  backend_close (conn->backend);
+}
 
-  if (backend == NULL)
-    return;
-
-  backend_close (backend);
-  conn->handle = NULL;
-
-  if (g_atomic_ref_count_compare (&conn->ref_count, 0))
-    {
-      conn->backend = NULL;
-      backend_release (backend);
-    }
+void
+_lsock_conn_free_impl (LsockConn *conn)
+{
+  backend_release (g_steal_pointer (&conn->backend));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1003,10 +1012,9 @@ open_pipe (const gunichar2 *path,
   return pipe;
 }
 
-gboolean
+LsockStream *
 _lsock_stream_connect_impl (LsockName     *name,
                             GCancellable  *cancellable,
-                            int           *out_fd,
                             GError       **error)
 {
   g_autofree gunichar2 *path = NULL;
@@ -1017,7 +1025,7 @@ _lsock_stream_connect_impl (LsockName     *name,
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                    _("Could not connect to “%s”: socket files are not supported on Windows"),
                    display);
-      return FALSE;
+      return NULL;
     }
 
   path = _lsock_name_dup_pipe_path_utf16 (name);
@@ -1028,14 +1036,11 @@ _lsock_stream_connect_impl (LsockName     *name,
       HANDLE pipe;
 
       if (g_cancellable_set_error_if_cancelled (cancellable, error))
-        return FALSE;
+        return NULL;
 
       pipe = open_pipe (path, &errsv);
       if (pipe != INVALID_HANDLE_VALUE)
-        {
-          *out_fd = HandleToLong (pipe);
-          return TRUE;
-        }
+        return _lsock_stream_new_for_pipe (pipe, name);
 
       /* Busy, and no listener: what is left are the server ends of
        * connections its listener accepted before it closed */
@@ -1044,7 +1049,7 @@ _lsock_stream_connect_impl (LsockName     *name,
       if (errsv != ERROR_PIPE_BUSY)
         {
           _lsock_win32_set_error (error, errsv, LSOCK_WIN32_OP_CONNECT, display);
-          return FALSE;
+          return NULL;
         }
 
       /* Every instance is taken: wait for one, in slices so that
@@ -1059,7 +1064,7 @@ _lsock_stream_connect_impl (LsockName     *name,
               errsv != ERROR_PIPE_BUSY)
             {
               _lsock_win32_set_error (error, errsv, LSOCK_WIN32_OP_CONNECT, display);
-              return FALSE;
+              return NULL;
             }
         }
     }
@@ -1118,7 +1123,7 @@ connect_async_step (GTask *task)
   pipe = open_pipe (data->path, &errsv);
   if (pipe != INVALID_HANDLE_VALUE)
     {
-      g_task_return_pointer (task, _lsock_stream_new_for_fd (HandleToLong (pipe), data->name),
+      g_task_return_pointer (task, _lsock_stream_new_for_pipe (pipe, data->name),
                              g_object_unref);
       g_object_unref (task);
       return;
@@ -1204,7 +1209,7 @@ _lsock_stream_get_peer_credentials_impl (LsockStream  *self,
       g_mutex_unlock (&backend->read.lock);
       g_set_error (error, G_IO_ERROR, _lsock_win32_error_to_io_error (errsv, LSOCK_WIN32_OP_OTHER),
                    _("Could not get the credentials of the peer of “%s”: %s"),
-                   _lsock_name_get_display (self->name), text);
+                   _lsock_name_get_display (self->conn->name), text);
       return NULL;
     }
   g_mutex_unlock (&backend->read.lock);
@@ -1227,7 +1232,7 @@ _lsock_stream_shutdown_impl (LsockStream  *self,
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                    _("Could not shut down writing to “%s”: named pipes have no half-close"),
-                   _lsock_name_get_display (self->name));
+                   _lsock_name_get_display (self->conn->name));
       return FALSE;
     }
 

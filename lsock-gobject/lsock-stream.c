@@ -45,6 +45,20 @@ static GParamSpec *properties[N_PROPS];
 G_DEFINE_FINAL_TYPE (LsockStream, lsock_stream, G_TYPE_IO_STREAM)
 
 LsockConn *
+_lsock_conn_new (LsockName *name,
+                 gpointer   backend)
+{
+  LsockConn *conn = g_new0 (LsockConn, 1);
+
+  g_atomic_ref_count_init (&conn->ref_count);
+  conn->owners = 1;
+  conn->name = g_object_ref (name);
+  g_mutex_init (&conn->lock);
+  conn->backend = backend;
+  return conn;
+}
+
+LsockConn *
 _lsock_conn_ref (LsockConn *conn)
 {
   g_atomic_ref_count_inc (&conn->ref_count);
@@ -54,29 +68,76 @@ _lsock_conn_ref (LsockConn *conn)
 void
 _lsock_conn_unref (LsockConn *conn)
 {
-  if (g_atomic_ref_count_dec (&conn->ref_count))
-    {
-      _lsock_conn_close_impl (conn, FALSE);
-      g_clear_object (&conn->name);
-      g_free (conn);
-    }
+  if (!g_atomic_ref_count_dec (&conn->ref_count))
+    return;
+
+  g_assert (conn->closed);
+  _lsock_conn_free_impl (conn);
+  g_clear_object (&conn->name);
+  g_mutex_clear (&conn->lock);
+  g_free (conn);
+}
+
+LsockConn *
+_lsock_conn_own (LsockConn *conn)
+{
+  g_atomic_int_inc (&conn->owners);
+  return _lsock_conn_ref (conn);
+}
+
+void
+_lsock_conn_disown (LsockConn *conn)
+{
+  if (g_atomic_int_dec_and_test (&conn->owners))
+    _lsock_conn_close (conn);
+  _lsock_conn_unref (conn);
+}
+
+gboolean
+_lsock_conn_close (LsockConn *conn)
+{
+  gboolean was_closed;
+
+  g_mutex_lock (&conn->lock);
+  was_closed = conn->closed;
+  conn->closed = TRUE;
+  g_mutex_unlock (&conn->lock);
+
+  if (!was_closed)
+    _lsock_conn_close_impl (conn);
+  return !was_closed;
+}
+
+gboolean
+_lsock_conn_is_closed (LsockConn *conn)
+{
+  gboolean closed;
+
+  g_mutex_lock (&conn->lock);
+  closed = conn->closed;
+  g_mutex_unlock (&conn->lock);
+  return closed;
+}
+
+void
+_lsock_conn_set_closed_error (LsockConn  *conn,
+                              GError    **error)
+{
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
+               _("The connection to “%s” is closed"),
+               _lsock_name_get_display (conn->name));
 }
 
 LsockStream *
-_lsock_stream_new_for_fd (int        fd,
-                          LsockName *name)
+_lsock_stream_new (LsockName *name,
+                   gpointer   backend)
 {
   LsockStream *self;
 
   g_return_val_if_fail (LSOCK_IS_NAME (name), NULL);
 
   self = g_object_new (LSOCK_TYPE_STREAM, NULL);
-  self->name = g_object_ref (name);
-  self->conn = g_new0 (LsockConn, 1);
-  g_atomic_ref_count_init (&self->conn->ref_count);
-  self->conn->name = g_object_ref (name);
-  self->conn->fd = fd;
-  self->conn->zombie_fd = -1;
+  self->conn = _lsock_conn_new (name, backend);
   _lsock_stream_init_streams_impl (self);
 
   return self;
@@ -86,9 +147,7 @@ void
 _lsock_stream_set_closed_error (LsockStream  *self,
                                 GError      **error)
 {
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
-               _("The connection to “%s” is closed"),
-               _lsock_name_get_display (self->name));
+  _lsock_conn_set_closed_error (self->conn, error);
 }
 
 void
@@ -205,42 +264,22 @@ lsock_stream_get_output_stream (GIOStream *stream)
   return LSOCK_STREAM (stream)->output;
 }
 
+/* Closes the connection: pending and later operations on the substreams,
+ * in any thread, fail with G_IO_ERROR_CLOSED. The substreams are not
+ * closed through g_input_stream_close() and g_output_stream_close(): those
+ * mark the substream busy while they run, which would make an operation
+ * that another thread starts at that moment fail with
+ * G_IO_ERROR_PENDING. (Closing a substream does nothing to the connection
+ * either, as with GSocketConnection.) */
 static gboolean
 lsock_stream_close_fn (GIOStream     *stream,
                        GCancellable  *cancellable,
                        GError       **error)
 {
   LsockStream *self = LSOCK_STREAM (stream);
-  g_autoptr(GError) output_error = NULL;
-  g_autoptr(GError) input_error = NULL;
-  gboolean pending_io;
 
-  /* Close the substreams first, as GIOStream does. If one of them has an
-   * operation pending (in another thread), the platform connection is only
-   * shut down here, which wakes that operation, and released once the
-   * operation has let go of it. */
-  g_output_stream_close (self->output, cancellable, &output_error);
-  g_input_stream_close (self->input, cancellable, &input_error);
-  pending_io = g_error_matches (output_error, G_IO_ERROR, G_IO_ERROR_PENDING) ||
-               g_error_matches (input_error, G_IO_ERROR, G_IO_ERROR_PENDING);
-  _lsock_conn_close_impl (self->conn, pending_io);
-
-  /* The connection is closed all the same, and the operation in flight
-   * returns at once: that is not a failure of close (GSocketConnection
-   * behaves the same) */
-  if (pending_io)
-    return TRUE;
-
-  if (output_error != NULL)
-    {
-      g_propagate_error (error, g_steal_pointer (&output_error));
-      return FALSE;
-    }
-  if (input_error != NULL)
-    {
-      g_propagate_error (error, g_steal_pointer (&input_error));
-      return FALSE;
-    }
+  if (!self->keep_open)
+    _lsock_conn_close (self->conn);
   return TRUE;
 }
 
@@ -279,7 +318,14 @@ lsock_stream_dispose (GObject *object)
 {
   LsockStream *self = LSOCK_STREAM (object);
 
-  /* GIOStream's dispose closes the stream */
+  /* GIOStream's dispose closes the stream. Not with an operation pending,
+   * which holds its substream: the connection then closes when the last
+   * substream goes, as a GSocketConnection's socket does. */
+  if (!g_io_stream_is_closed (G_IO_STREAM (self)) &&
+      ((self->input != NULL && g_input_stream_has_pending (self->input)) ||
+       (self->output != NULL && g_output_stream_has_pending (self->output))))
+    self->keep_open = TRUE;
+
   G_OBJECT_CLASS (lsock_stream_parent_class)->dispose (object);
 
   g_clear_object (&self->input);
@@ -291,8 +337,7 @@ lsock_stream_finalize (GObject *object)
 {
   LsockStream *self = LSOCK_STREAM (object);
 
-  g_clear_pointer (&self->conn, _lsock_conn_unref);
-  g_clear_object (&self->name);
+  g_clear_pointer (&self->conn, _lsock_conn_disown);
 
   G_OBJECT_CLASS (lsock_stream_parent_class)->finalize (object);
 }
@@ -308,7 +353,7 @@ lsock_stream_get_property (GObject    *object,
   switch (prop_id)
     {
     case PROP_NAME:
-      g_value_set_object (value, self->name);
+      g_value_set_object (value, self->conn->name);
       break;
 
     case PROP_TIMEOUT:
@@ -421,19 +466,16 @@ lsock_stream_connect (LsockName     *name,
                       GCancellable  *cancellable,
                       GError       **error)
 {
-  int fd = -1;
+  LsockStream *stream;
 
   g_return_val_if_fail (LSOCK_IS_NAME (name), NULL);
   g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!_lsock_stream_connect_impl (name, cancellable, &fd, error))
-    {
-      _lsock_name_cancelled_error (name, error ? *error : NULL);
-      return NULL;
-    }
-
-  return _lsock_stream_new_for_fd (fd, name);
+  stream = _lsock_stream_connect_impl (name, cancellable, error);
+  if (stream == NULL)
+    _lsock_name_cancelled_error (name, error ? *error : NULL);
+  return stream;
 }
 
 /**
@@ -515,7 +557,7 @@ lsock_stream_get_name (LsockStream *self)
 {
   g_return_val_if_fail (LSOCK_IS_STREAM (self), NULL);
 
-  return self->name;
+  return self->conn->name;
 }
 
 /**
@@ -542,7 +584,7 @@ lsock_stream_get_peer_credentials (LsockStream  *self,
   g_return_val_if_fail (LSOCK_IS_STREAM (self), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (g_io_stream_is_closed (G_IO_STREAM (self)))
+  if (_lsock_conn_is_closed (self->conn))
     {
       _lsock_stream_set_closed_error (self, error);
       return NULL;
@@ -581,7 +623,7 @@ lsock_stream_shutdown (LsockStream  *self,
   g_return_val_if_fail (LSOCK_IS_STREAM (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (g_io_stream_is_closed (G_IO_STREAM (self)))
+  if (_lsock_conn_is_closed (self->conn))
     {
       _lsock_stream_set_closed_error (self, error);
       return FALSE;

@@ -38,12 +38,17 @@ typedef gboolean (*LsockUnixFdSourceFunc) (int          fd,
 GSource  *_lsock_unix_fd_source_new     (int            fd,
                                          GIOCondition   condition,
                                          int            timeout_ms);
-/* When the source's timeout elapses, *@flag is set to 1 (atomically) before
- * the callback runs: for sources whose callback is not ours. */
 /* Makes the source call a plain GSourceFunc instead */
 void      _lsock_unix_fd_source_set_plain_callback (GSource *source);
+/* When the source's timeout elapses, *@flag is set to 1 (atomically) before
+ * the callback runs: for sources whose callback is not ours. */
 void      _lsock_unix_fd_source_set_timeout_flag (GSource *source,
                                          int           *flag);
+/* @owner_free (@owner) runs when the source is finalized: for what keeps
+ * the fd open */
+void      _lsock_unix_fd_source_set_owner (GSource       *source,
+                                         gpointer       owner,
+                                         GDestroyNotify owner_free);
 
 /* Peer credentials of a connected socket. */
 gboolean  _lsock_unix_get_peer_ids      (int            fd,

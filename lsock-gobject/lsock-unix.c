@@ -134,6 +134,8 @@ typedef struct
   int      fd;
   int     *timeout_flag;
   gboolean plain_callback;
+  gpointer owner;
+  GDestroyNotify owner_free;
 } LsockUnixFdSource;
 
 static gboolean
@@ -169,8 +171,18 @@ fd_source_closure_callback (int          fd,
   return G_SOURCE_CONTINUE;
 }
 
+static void
+fd_source_finalize (GSource *source)
+{
+  LsockUnixFdSource *fd_source = (LsockUnixFdSource *) source;
+
+  if (fd_source->owner_free != NULL)
+    fd_source->owner_free (g_steal_pointer (&fd_source->owner));
+}
+
 static GSourceFuncs fd_source_funcs = {
   .dispatch = fd_source_dispatch,
+  .finalize = fd_source_finalize,
   .closure_callback = (GSourceFunc) (void (*) (void)) fd_source_closure_callback,
 };
 
@@ -195,6 +207,17 @@ void
 _lsock_unix_fd_source_set_plain_callback (GSource *source)
 {
   ((LsockUnixFdSource *) source)->plain_callback = TRUE;
+}
+
+void
+_lsock_unix_fd_source_set_owner (GSource        *source,
+                                 gpointer        owner,
+                                 GDestroyNotify  owner_free)
+{
+  LsockUnixFdSource *fd_source = (LsockUnixFdSource *) source;
+
+  fd_source->owner = owner;
+  fd_source->owner_free = owner_free;
 }
 
 void

@@ -6,6 +6,7 @@
 #endif
 
 #include <gio/gio.h>
+#include "lsock-types.h"
 
 #ifndef WIN32_LEAN_AND_MEAN
 # define WIN32_LEAN_AND_MEAN
@@ -69,6 +70,12 @@ GSource      *_lsock_win32_handle_source_new     (const HANDLE  *handles,
  * marker tells the two apart, so connect() gives NOT_FOUND as on Unix. */
 HANDLE        _lsock_win32_marker_create         (const char    *name);
 gboolean      _lsock_win32_marker_exists         (const char    *name);
+
+/* A stream over a connected pipe instance or client handle (taking it) */
+LsockStream  *_lsock_stream_new_for_pipe         (HANDLE         pipe,
+                                                  LsockName     *name);
+/* The stream's pipe handle (INVALID_HANDLE_VALUE once closed): for tests */
+HANDLE        _lsock_stream_get_pipe             (LsockStream   *stream);
 
 
 G_END_DECLS

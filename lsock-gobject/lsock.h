@@ -12,5 +12,6 @@
 #include <lsock-gobject/lsock-name.h>
 #include <lsock-gobject/lsock-listener.h>
 #include <lsock-gobject/lsock-stream.h>
+#include <lsock-gobject/lsock-async-result.h>
 
 #undef LSOCK_INSIDE

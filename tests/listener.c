@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 #ifdef G_OS_UNIX
+# include "lsock-unix-conn-private.h"
 # include <fcntl.h>
 # include <sys/resource.h>
 # include <sys/socket.h>
@@ -543,8 +544,8 @@ test_cloexec (void)
   g_assert_no_error (error);
 
   assert_cloexec (listener->fd);
-  assert_cloexec (client->conn->fd);
-  assert_cloexec (server->conn->fd);
+  assert_cloexec (_lsock_unix_conn_peek_fd (client->conn));
+  assert_cloexec (_lsock_unix_conn_peek_fd (server->conn));
 
   g_assert_finalize_object (client);
   g_assert_finalize_object (server);

@@ -7,6 +7,7 @@
 
 #include <string.h>
 #ifdef G_OS_UNIX
+# include "lsock-unix-conn-private.h"
 # include <errno.h>
 # include <sys/socket.h>
 # include <unistd.h>
@@ -947,7 +948,7 @@ test_read_async_after_urgent_data (void)
   gssize n;
 
   lsock_test_pair_open (&pair, lsock_test_namespaced_name ());
-  fd = pair.client->conn->fd;
+  fd = _lsock_unix_conn_peek_fd (pair.client->conn);
 
   /* Registered with the reactor */
   send_all (pair.client, "r", 1);

@@ -15,6 +15,7 @@
 # include <sddl.h>
 # include "lsock-listener-private.h"
 # include "lsock-stream-private.h"
+# include "lsock-win32-private.h"
 
 static gboolean
 running_on_wine (void)
@@ -126,7 +127,7 @@ check_dacl (LsockAccess access)
 
   /* The client handle was opened with GENERIC_READ, which includes
    * READ_CONTROL: read the pipe's DACL back through it */
-  res = GetSecurityInfo (client->conn->handle, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION,
+  res = GetSecurityInfo (_lsock_stream_get_pipe (client), SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION,
                          NULL, NULL, &dacl, NULL, &sd);
   g_assert_cmpuint (res, ==, ERROR_SUCCESS);
   g_assert_nonnull (dacl);

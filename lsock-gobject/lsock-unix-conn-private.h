@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#if !defined (LSOCK_COMPILATION)
+# error "private header"
+#endif
+
+#include "lsock-stream-private.h"
+
+G_BEGIN_DECLS
+
+/* The Unix connection (LsockConn's backend): one connected socket, read
+ * and written by the substreams in lsock-unix-streams.c, with one sync and
+ * one async path per direction and one error mapping. */
+
+typedef enum
+{
+  LSOCK_DIRECTION_READ,
+  LSOCK_DIRECTION_WRITE,
+} LsockDirection;
+
+/* A backend for _lsock_stream_new() that takes @fd */
+gpointer      _lsock_unix_conn_new            (int             fd);
+
+/* The socket while the connection is open, for a use that must not race
+ * its close: returns -1 with G_IO_ERROR_CLOSED once closed; otherwise the
+ * fd stays open (though maybe shut down by close()) until the matching
+ * _lsock_unix_conn_release_fd(). */
+int           _lsock_unix_conn_acquire_fd     (LsockConn      *conn,
+                                               GError        **error);
+void          _lsock_unix_conn_release_fd     (LsockConn      *conn);
+/* The fd, or -1 once closed, with no guarantee: for tests */
+int           _lsock_unix_conn_peek_fd        (LsockConn      *conn);
+
+/* One read or write: blocking (honouring the connection's timeout and
+ * @cancellable), or not (G_IO_ERROR_WOULD_BLOCK) */
+gssize        _lsock_unix_conn_io             (LsockConn      *conn,
+                                               LsockDirection  direction,
+                                               void           *buffer,
+                                               gsize           count,
+                                               gboolean        blocking,
+                                               GCancellable   *cancellable,
+                                               GError        **error);
+/* Pollable: readiness now, and a source for it */
+gboolean      _lsock_unix_conn_is_ready       (LsockConn      *conn,
+                                               LsockDirection  direction);
+GSource      *_lsock_unix_conn_create_source  (LsockConn      *conn,
+                                               GObject        *pollable,
+                                               LsockDirection  direction,
+                                               GCancellable   *cancellable);
+
+/* One read or write without blocking the thread: driven by the reactor of
+ * the thread-default main context (lsock-reactor-private.h), and reported
+ * there, never before this returns, with a fresh LsockAsyncResult whose
+ * source object is @stream. */
+void          _lsock_unix_conn_io_async       (LsockConn          *conn,
+                                               gpointer            stream,
+                                               LsockDirection      direction,
+                                               void               *buffer,
+                                               gsize               count,
+                                               int                 io_priority,
+                                               GCancellable       *cancellable,
+                                               GAsyncReadyCallback callback,
+                                               gpointer            user_data,
+                                               gpointer            source_tag);
+gssize        _lsock_unix_conn_io_finish      (gpointer            stream,
+                                               GAsyncResult       *result,
+                                               gpointer            source_tag,
+                                               GError            **error);
+
+/* The substream classes (lsock-unix-streams.c): each owns @conn */
+GInputStream  *_lsock_unix_input_stream_new   (LsockConn      *conn);
+GOutputStream *_lsock_unix_output_stream_new  (LsockConn      *conn);
+
+G_END_DECLS

@@ -1,0 +1,796 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "lsock-unix-conn-private.h"
+#include "lsock-name-private.h"
+#include "lsock-reactor-private.h"
+#include "lsock-async-result-private.h"
+#include "lsock-unix-private.h"
+#include "lsock-i18n-private.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef MSG_DONTWAIT
+# error "MSG_DONTWAIT is required"
+#endif
+
+/*
+ * Reading and writing a connected Unix socket.
+ *
+ * The socket is blocking, so a blocking read or write with no timeout and
+ * no cancellable is exactly one system call. Every other sync operation
+ * uses MSG_DONTWAIT and waits in poll(), with the cancellable's fd beside
+ * it.
+ *
+ * Async operations are driven by the reactor of the caller's
+ * thread-default main context (lsock-reactor-private.h): the connection is
+ * registered with it once, on its first async operation there, and each
+ * registration remembers per direction whether the socket may be ready.
+ * An operation tries its system call at once while that is so, and waits
+ * for the reactor otherwise. Readiness is forgotten only when a system
+ * call fails with EAGAIN: a short read does not mean the queue is empty
+ * (recv() stops at a message carrying descriptors, at urgent data, and
+ * where the peer's credentials change). An operation that completes at
+ * once is reported from the reactor's next dispatch, never from inside
+ * the _async() call.
+ *
+ * Closing: conn->lock guards the fd, the operations waiting and the
+ * registrations. Whoever uses the fd outside the lock (a sync operation,
+ * a pollable source) holds it with _lsock_unix_conn_acquire_fd(); close()
+ * shuts the socket down to wake them, and the last of them closes the fd,
+ * so its number is never reused while anything may still use it.
+ * Operations waiting are taken off and reported closed in their own
+ * contexts.
+ */
+
+typedef struct _IoOp IoOp;
+
+typedef struct
+{
+  int      fd;               /* -1 once closed and released */
+  int      users;            /* holders of the fd outside the lock */
+  int      read_timed_out;   /* atomic: set by a pollable source's timeout */
+  int      write_timed_out;
+  GSList  *watches;          /* LsockWatch*: one per reactor it was used on */
+  IoOp    *ops[2];           /* waiting for readiness, by direction */
+  GMutex   watch_lock;       /* serialises making registrations */
+} UnixConn;
+
+/* A registration's own state (its watch's user data) */
+typedef struct
+{
+  LsockConn *conn;      /* a reference, for the memory */
+  gboolean   ready[2];  /* by direction: may not fail with EAGAIN */
+} WatchState;
+
+typedef enum
+{
+  IO_DONE,         /* n, errsv */
+  IO_FAILED,       /* error */
+  IO_CLOSED,
+  IO_CANCELLED,
+  IO_TIMED_OUT,
+  IO_WOULD_BLOCK,
+} IoOutcome;
+
+struct _IoOp
+{
+  LsockDeferred   deferred;       /* first: the reactor hands it back */
+  LsockAsyncResult *result;       /* the caller's, reported once */
+  LsockConn      *conn;           /* references, all dropped before the */
+  LsockReactor   *reactor;        /* callback: where it is reported */
+  LsockWatch     *watch;          /* where it waits */
+  GCancellable   *cancellable;
+  GSource        *cancel_source;
+  GSource        *timeout_source;
+  LsockDirection  direction;
+  void           *buffer;
+  gsize           count;
+  IoOutcome       outcome;
+  gssize          n;
+  int             errsv;
+  GError         *error;
+};
+
+/* ---------------------------------------------------------------------- */
+/* The one error mapping, for every path */
+
+static gssize
+io_outcome (LsockConn       *conn,
+            LsockDirection   direction,
+            IoOutcome        outcome,
+            gssize           n,
+            int              errsv,
+            GError          *failure,
+            GError         **error)
+{
+  const char *display = _lsock_name_get_display (conn->name);
+  gboolean reading = direction == LSOCK_DIRECTION_READ;
+
+  switch (outcome)
+    {
+    case IO_DONE:
+      if (n >= 0)
+        return n;
+      /* A peer that closed with data of ours unread makes the next read
+       * fail with ECONNRESET on Linux: that is the end of the stream */
+      if (reading && errsv == ECONNRESET)
+        return 0;
+      if (reading)
+        g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                     _("Error reading from “%s”: %s"), display, g_strerror (errsv));
+      else
+        g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                     _("Error writing to “%s”: %s"), display, g_strerror (errsv));
+      return -1;
+
+    case IO_FAILED:
+      g_propagate_error (error, failure);
+      return -1;
+
+    case IO_CLOSED:
+      _lsock_conn_set_closed_error (conn, error);
+      return -1;
+
+    case IO_CANCELLED:
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                   _("The operation on “%s” was cancelled"), display);
+      return -1;
+
+    case IO_TIMED_OUT:
+      if (reading)
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                     _("Timed out reading from “%s”"), display);
+      else
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                     _("Timed out writing to “%s”"), display);
+      return -1;
+
+    case IO_WOULD_BLOCK:
+    default:
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, g_strerror (EAGAIN));
+      return -1;
+    }
+}
+
+/* One system call, restarted after a signal */
+static inline gssize
+do_io (int             fd,
+       LsockDirection  direction,
+       void           *buffer,
+       gsize           count,
+       int             flags,
+       int            *out_errno)
+{
+  gssize n;
+
+  do
+    {
+      if (direction == LSOCK_DIRECTION_READ)
+        n = recv (fd, buffer, count, flags);
+      else
+        n = send (fd, buffer, count, flags | LSOCK_SEND_FLAGS);
+    }
+  while (n < 0 && errno == EINTR);
+
+  if (n < 0)
+    *out_errno = errno == EWOULDBLOCK ? EAGAIN : errno;
+  return n;
+}
+
+/* ---------------------------------------------------------------------- */
+
+gpointer
+_lsock_unix_conn_new (int fd)
+{
+  UnixConn *unix_conn = g_new0 (UnixConn, 1);
+
+  unix_conn->fd = fd;
+  g_mutex_init (&unix_conn->watch_lock);
+  return unix_conn;
+}
+
+int
+_lsock_unix_conn_acquire_fd (LsockConn  *conn,
+                             GError    **error)
+{
+  UnixConn *unix_conn = conn->backend;
+  int fd = -1;
+
+  g_mutex_lock (&conn->lock);
+  if (!conn->closed)
+    {
+      unix_conn->users++;
+      fd = unix_conn->fd;
+    }
+  g_mutex_unlock (&conn->lock);
+
+  if (fd < 0)
+    _lsock_conn_set_closed_error (conn, error);
+  return fd;
+}
+
+/* Returns whether the connection was closed meanwhile */
+static gboolean
+release_fd (LsockConn *conn)
+{
+  UnixConn *unix_conn = conn->backend;
+  gboolean closed;
+
+  g_mutex_lock (&conn->lock);
+  closed = conn->closed;
+  if (--unix_conn->users == 0 && closed && unix_conn->fd >= 0)
+    close (g_steal_fd (&unix_conn->fd));
+  g_mutex_unlock (&conn->lock);
+
+  return closed;
+}
+
+void
+_lsock_unix_conn_release_fd (LsockConn *conn)
+{
+  release_fd (conn);
+}
+
+int
+_lsock_unix_conn_peek_fd (LsockConn *conn)
+{
+  UnixConn *unix_conn = conn->backend;
+  int fd;
+
+  g_mutex_lock (&conn->lock);
+  fd = conn->closed ? -1 : unix_conn->fd;
+  g_mutex_unlock (&conn->lock);
+  return fd;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Sync and non-blocking */
+
+gssize
+_lsock_unix_conn_io (LsockConn       *conn,
+                     LsockDirection   direction,
+                     void            *buffer,
+                     gsize            count,
+                     gboolean         blocking,
+                     GCancellable    *cancellable,
+                     GError         **error)
+{
+  UnixConn *unix_conn = conn->backend;
+  int *timed_out = direction == LSOCK_DIRECTION_READ ? &unix_conn->read_timed_out :
+                                                       &unix_conn->write_timed_out;
+  IoOutcome outcome = IO_DONE;
+  gint64 deadline = 0;
+  int timeout_ms;
+  int errsv = 0;
+  gssize n = -1;
+  int fd;
+
+  fd = _lsock_unix_conn_acquire_fd (conn, error);
+  if (fd < 0)
+    return -1;
+
+  timeout_ms = g_atomic_int_get (&conn->timeout_ms);
+  if (direction == LSOCK_DIRECTION_READ && count == 0)
+    n = 0;  /* not the end of the stream: recv() could not tell */
+  else if (blocking && timeout_ms == 0 && cancellable == NULL)
+    {
+      /* The fast path: one blocking system call */
+      n = do_io (fd, direction, buffer, count, 0, &errsv);
+    }
+  else if (g_cancellable_is_cancelled (cancellable))
+    outcome = IO_CANCELLED;
+  else
+    {
+      if (timeout_ms > 0)
+        deadline = g_get_monotonic_time () + (gint64) timeout_ms * G_TIME_SPAN_MILLISECOND;
+
+      for (;;)
+        {
+          int wait_ms = 0;
+
+          n = do_io (fd, direction, buffer, count, MSG_DONTWAIT, &errsv);
+          if (n >= 0)
+            {
+              g_atomic_int_set (timed_out, 0);
+              break;
+            }
+          if (errsv != EAGAIN)
+            break;
+
+          if (!blocking)
+            {
+              /* A pollable source whose timeout elapsed said so */
+              outcome = g_atomic_int_compare_and_exchange (timed_out, 1, 0) ? IO_TIMED_OUT :
+                                                                              IO_WOULD_BLOCK;
+              break;
+            }
+
+          if (deadline > 0)
+            {
+              gint64 left = deadline - g_get_monotonic_time ();
+
+              if (left <= 0)
+                {
+                  outcome = IO_TIMED_OUT;
+                  break;
+                }
+              wait_ms = (int) MAX (1, (left + 999) / 1000);
+            }
+          switch (_lsock_unix_wait (fd, direction == LSOCK_DIRECTION_READ ? G_IO_IN : G_IO_OUT,
+                                    wait_ms, cancellable, NULL))
+            {
+            case -1:
+              outcome = IO_CANCELLED;
+              break;
+            case 0:
+              outcome = IO_TIMED_OUT;
+              break;
+            default:
+              continue;
+            }
+          break;
+        }
+    }
+
+  /* Closed in another thread while we were at it: shut down under us */
+  if (release_fd (conn) && outcome == IO_DONE && n <= 0 && count > 0)
+    outcome = IO_CLOSED;
+
+  return io_outcome (conn, direction, outcome, n, errsv, NULL, error);
+}
+
+gboolean
+_lsock_unix_conn_is_ready (LsockConn      *conn,
+                           LsockDirection  direction)
+{
+  int fd = _lsock_unix_conn_acquire_fd (conn, NULL);
+  gboolean ready;
+
+  if (fd < 0)
+    return TRUE;  /* the next operation reports the closed stream */
+  ready = _lsock_unix_wait (fd, direction == LSOCK_DIRECTION_READ ? G_IO_IN : G_IO_OUT,
+                            -1 /* no wait */, NULL, NULL) != 0;
+  _lsock_unix_conn_release_fd (conn);
+  return ready;
+}
+
+static void
+source_release_conn (gpointer data)
+{
+  LsockConn *conn = data;
+
+  _lsock_unix_conn_release_fd (conn);
+  _lsock_conn_unref (conn);
+}
+
+GSource *
+_lsock_unix_conn_create_source (LsockConn      *conn,
+                                GObject        *pollable,
+                                LsockDirection  direction,
+                                GCancellable   *cancellable)
+{
+  UnixConn *unix_conn = conn->backend;
+  g_autoptr(GSource) child = NULL;
+  int fd = _lsock_unix_conn_acquire_fd (conn, NULL);
+
+  if (fd < 0)
+    {
+      /* Closed: a source that is ready at once, so the caller's next
+       * operation reports the closed stream */
+      child = g_timeout_source_new (0);
+    }
+  else
+    {
+      /* The source holds the fd until it is finalized */
+      child = _lsock_unix_fd_source_new (fd, (direction == LSOCK_DIRECTION_READ ? G_IO_IN : G_IO_OUT) |
+                                             G_IO_HUP | G_IO_ERR,
+                                         g_atomic_int_get (&conn->timeout_ms));
+      _lsock_unix_fd_source_set_timeout_flag (child, direction == LSOCK_DIRECTION_READ ?
+                                                     &unix_conn->read_timed_out :
+                                                     &unix_conn->write_timed_out);
+      _lsock_unix_fd_source_set_owner (child, _lsock_conn_ref (conn), source_release_conn);
+    }
+
+  return g_pollable_source_new_full (pollable, child, cancellable);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Async */
+
+static void io_op_report (IoOp *op);
+
+static void
+io_op_report_deferred (LsockDeferred *deferred)
+{
+  io_op_report ((IoOp *) deferred);
+}
+
+static void
+watch_state_free (gpointer data)
+{
+  WatchState *state = data;
+
+  _lsock_conn_unref (state->conn);
+  g_free (state);
+}
+
+/* Asks @watch for what the operations waiting on it need. With the lock. */
+static void
+update_conditions (UnixConn   *unix_conn,
+                   LsockWatch *watch)
+{
+  GIOCondition conditions = 0;
+  IoOp *reading = unix_conn->ops[LSOCK_DIRECTION_READ];
+  IoOp *writing = unix_conn->ops[LSOCK_DIRECTION_WRITE];
+
+  if (reading != NULL && reading->watch == watch)
+    conditions |= G_IO_IN;
+  if (writing != NULL && writing->watch == watch)
+    conditions |= G_IO_OUT;
+  _lsock_watch_set_conditions (watch, conditions);
+}
+
+/* Tries @op's system call; FALSE if it would block. With the lock. */
+static gboolean
+io_op_try (IoOp       *op,
+           WatchState *state)
+{
+  UnixConn *unix_conn = op->conn->backend;
+  LsockDirection d = op->direction;
+
+  op->n = do_io (unix_conn->fd, d, op->buffer, op->count, MSG_DONTWAIT, &op->errsv);
+  if (op->n < 0 && op->errsv == EAGAIN)
+    {
+      state->ready[d] = FALSE;
+      return FALSE;
+    }
+  op->outcome = IO_DONE;
+  return TRUE;
+}
+
+/* The reactor says what became ready: serve the operations waiting here */
+static void
+watch_ready_cb (LsockWatch        *watch,
+                GIOCondition       condition,
+                gpointer           user_data,
+                LsockDeferredList *ready)
+{
+  WatchState *state = user_data;
+  LsockConn *conn = state->conn;
+  UnixConn *unix_conn = conn->backend;
+
+  g_mutex_lock (&conn->lock);
+  if (conn->closed)
+    {
+      g_mutex_unlock (&conn->lock);
+      return;
+    }
+
+  if (condition & (G_IO_IN | G_IO_PRI | G_IO_HUP | G_IO_ERR))
+    state->ready[LSOCK_DIRECTION_READ] = TRUE;
+  if (condition & (G_IO_OUT | G_IO_HUP | G_IO_ERR))
+    state->ready[LSOCK_DIRECTION_WRITE] = TRUE;
+
+  for (LsockDirection d = LSOCK_DIRECTION_READ; d <= LSOCK_DIRECTION_WRITE; d++)
+    {
+      IoOp *op = unix_conn->ops[d];
+
+      if (op == NULL || op->watch != watch || !state->ready[d] || !io_op_try (op, state))
+        continue;
+      unix_conn->ops[d] = NULL;
+      _lsock_deferred_list_push (ready, &op->deferred);
+    }
+  update_conditions (unix_conn, watch);
+  g_mutex_unlock (&conn->lock);
+}
+
+static LsockWatch *
+find_watch (UnixConn     *unix_conn,
+            GMainContext *context,
+            int           priority)
+{
+  for (GSList *l = unix_conn->watches; l != NULL; l = l->next)
+    {
+      LsockReactor *reactor = _lsock_watch_get_reactor (l->data);
+
+      if (_lsock_reactor_get_context (reactor) == context &&
+          _lsock_reactor_get_priority (reactor) == priority)
+        return _lsock_watch_ref (l->data);
+    }
+  return NULL;
+}
+
+/* The connection's registration with the reactor of (@context, @priority),
+ * made on first use; a new reference. NULL if the connection is closed,
+ * or with @error if the system refuses. */
+static LsockWatch *
+conn_get_watch (LsockConn     *conn,
+                GMainContext  *context,
+                int            priority,
+                GError       **error)
+{
+  UnixConn *unix_conn = conn->backend;
+  g_autoptr(LsockReactor) reactor = NULL;
+  LsockWatch *watch;
+  WatchState *state;
+  int fd;
+
+  g_mutex_lock (&conn->lock);
+  watch = conn->closed ? NULL : find_watch (unix_conn, context, priority);
+  g_mutex_unlock (&conn->lock);
+  if (watch != NULL)
+    return watch;
+
+  /* Two threads may make the first registration here at once: epoll
+   * would refuse the second */
+  g_mutex_lock (&unix_conn->watch_lock);
+  g_mutex_lock (&conn->lock);
+  watch = conn->closed ? NULL : find_watch (unix_conn, context, priority);
+  g_mutex_unlock (&conn->lock);
+  if (watch != NULL)
+    goto out;
+
+  fd = _lsock_unix_conn_acquire_fd (conn, NULL);
+  if (fd < 0)
+    goto out;
+
+  reactor = _lsock_reactor_ref_for_context (context, priority);
+  state = g_new0 (WatchState, 1);
+  state->conn = _lsock_conn_ref (conn);
+  /* Nothing is known yet: try first */
+  state->ready[LSOCK_DIRECTION_READ] = state->ready[LSOCK_DIRECTION_WRITE] = TRUE;
+  watch = _lsock_reactor_add_watch (reactor, fd, watch_ready_cb, state, watch_state_free, error);
+  if (watch == NULL)
+    {
+      g_prefix_error (error, "“%s”: ", _lsock_name_get_display (conn->name));
+      watch_state_free (state);
+    }
+  else
+    {
+      g_mutex_lock (&conn->lock);
+      if (!conn->closed)
+        {
+          unix_conn->watches = g_slist_prepend (unix_conn->watches, _lsock_watch_ref (watch));
+          g_mutex_unlock (&conn->lock);
+        }
+      else
+        {
+          g_mutex_unlock (&conn->lock);
+          _lsock_watch_destroy (g_steal_pointer (&watch));
+        }
+    }
+  /* After the watch is gone if it had to go: the fd stays open until here */
+  _lsock_unix_conn_release_fd (conn);
+
+out:
+  g_mutex_unlock (&unix_conn->watch_lock);
+  return watch;
+}
+
+/* Cancelled or timed out while waiting: report that, unless the reactor or
+ * close() took the operation first */
+static void
+io_op_abort (IoOp      *op,
+             IoOutcome  outcome)
+{
+  LsockConn *conn = op->conn;
+  UnixConn *unix_conn = conn->backend;
+  LsockDirection d = op->direction;
+  gboolean taken = FALSE;
+
+  g_mutex_lock (&conn->lock);
+  if (unix_conn->ops[d] == op)
+    {
+      WatchState *state = _lsock_watch_get_user_data (op->watch);
+
+      unix_conn->ops[d] = NULL;
+      /* What made the reactor report readiness may have come and gone
+       * meanwhile: try again next time */
+      state->ready[d] = TRUE;
+      update_conditions (unix_conn, op->watch);
+      op->outcome = outcome;
+      taken = TRUE;
+    }
+  g_mutex_unlock (&conn->lock);
+
+  if (taken)
+    io_op_report (op);
+}
+
+static gboolean
+io_op_cancelled_cb (GCancellable *cancellable,
+                    gpointer      user_data)
+{
+  io_op_abort (user_data, IO_CANCELLED);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+io_op_timed_out_cb (gpointer user_data)
+{
+  io_op_abort (user_data, IO_TIMED_OUT);
+  return G_SOURCE_REMOVE;
+}
+
+static GSource *
+io_op_attach (IoOp        *op,
+              GSource     *source,
+              GSourceFunc  func)
+{
+  g_source_set_static_name (source, "[lsock] I/O");
+  g_source_set_priority (source, _lsock_reactor_get_priority (op->reactor));
+  g_source_set_callback (source, func, op, NULL);
+  g_source_attach (source, _lsock_reactor_get_context (op->reactor));
+  return source;
+}
+
+/* Waits for readiness. With the lock. */
+static void
+io_op_park (IoOp *op)
+{
+  UnixConn *unix_conn = op->conn->backend;
+  int timeout_ms = g_atomic_int_get (&op->conn->timeout_ms);
+
+  unix_conn->ops[op->direction] = op;
+  update_conditions (unix_conn, op->watch);
+
+  /* Both report in the reactor's context, like the operation */
+  if (op->cancellable != NULL)
+    op->cancel_source = io_op_attach (op, g_cancellable_source_new (op->cancellable),
+                                      (GSourceFunc) (void (*) (void)) io_op_cancelled_cb);
+  if (timeout_ms > 0)
+    op->timeout_source = io_op_attach (op, g_timeout_source_new (timeout_ms), io_op_timed_out_cb);
+}
+
+/* Calls back, in the reactor's context, once */
+static void
+io_op_report (IoOp *op)
+{
+  LsockAsyncResult *result = op->result;
+
+  if (op->cancel_source != NULL)
+    {
+      g_source_destroy (op->cancel_source);
+      g_clear_pointer (&op->cancel_source, g_source_unref);
+    }
+  if (op->timeout_source != NULL)
+    {
+      g_source_destroy (op->timeout_source);
+      g_clear_pointer (&op->timeout_source, g_source_unref);
+    }
+
+  result->count = io_outcome (op->conn, op->direction, op->outcome, op->n, op->errsv,
+                              g_steal_pointer (&op->error), &result->error);
+  result->op = NULL;
+
+  /* Nothing of the connection is held by the time the caller hears back */
+  g_clear_pointer (&op->watch, _lsock_watch_unref);
+  g_clear_pointer (&op->reactor, _lsock_reactor_unref);
+  g_clear_pointer (&op->conn, _lsock_conn_unref);
+  g_clear_object (&op->cancellable);
+  g_free (op);
+
+  _lsock_async_result_complete (result);
+  g_object_unref (result);
+}
+
+void
+_lsock_unix_conn_io_async (LsockConn          *conn,
+                           gpointer            stream,
+                           LsockDirection      direction,
+                           void               *buffer,
+                           gsize               count,
+                           int                 io_priority,
+                           GCancellable       *cancellable,
+                           GAsyncReadyCallback callback,
+                           gpointer            user_data,
+                           gpointer            source_tag)
+{
+  GMainContext *context = g_main_context_get_thread_default ();
+  IoOp *op = g_new0 (IoOp, 1);
+  gboolean waiting = FALSE;
+
+  if (context == NULL)
+    context = g_main_context_default ();
+
+  op->deferred.run = io_op_report_deferred;
+  op->result = _lsock_async_result_new (stream, source_tag, callback, user_data);
+  op->result->op = op;
+  op->conn = _lsock_conn_ref (conn);
+  op->direction = direction;
+  op->buffer = buffer;
+  op->count = count;
+  op->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
+
+  op->watch = conn_get_watch (conn, context, io_priority, &op->error);
+  op->reactor = op->watch != NULL ? _lsock_reactor_ref (_lsock_watch_get_reactor (op->watch)) :
+                                    _lsock_reactor_ref_for_context (context, io_priority);
+
+  g_mutex_lock (&conn->lock);
+  if (conn->closed)
+    op->outcome = IO_CLOSED;
+  else if (op->watch == NULL)
+    op->outcome = op->error != NULL ? IO_FAILED : IO_CLOSED;
+  else if (g_cancellable_is_cancelled (cancellable))
+    op->outcome = IO_CANCELLED;
+  else if (direction == LSOCK_DIRECTION_READ && count == 0)
+    op->outcome = IO_DONE;  /* n = 0 */
+  else
+    {
+      WatchState *state = _lsock_watch_get_user_data (op->watch);
+
+      if (!state->ready[direction] || !io_op_try (op, state))
+        {
+          io_op_park (op);
+          waiting = TRUE;
+        }
+    }
+  g_mutex_unlock (&conn->lock);
+
+  if (!waiting)
+    _lsock_reactor_defer (op->reactor, &op->deferred);
+}
+
+gssize
+_lsock_unix_conn_io_finish (gpointer       stream,
+                            GAsyncResult  *result,
+                            gpointer       source_tag,
+                            GError       **error)
+{
+  g_return_val_if_fail (_lsock_async_result_is_valid (result, stream, source_tag), -1);
+
+  return _lsock_async_result_propagate (LSOCK_ASYNC_RESULT (result), error);
+}
+
+/* ---------------------------------------------------------------------- */
+
+void
+_lsock_conn_close_impl (LsockConn *conn)
+{
+  UnixConn *unix_conn = conn->backend;
+  IoOp *ops[2];
+  GSList *watches;
+
+  /* Take what waits, and hold the fd while the registrations go: epoll
+   * must forget it before its number can be reused */
+  g_mutex_lock (&conn->lock);
+  ops[0] = g_steal_pointer (&unix_conn->ops[0]);
+  ops[1] = g_steal_pointer (&unix_conn->ops[1]);
+  watches = g_steal_pointer (&unix_conn->watches);
+  unix_conn->users++;
+  g_mutex_unlock (&conn->lock);
+
+  g_slist_free_full (watches, (GDestroyNotify) _lsock_watch_destroy);
+
+  for (int d = 0; d < 2; d++)
+    {
+      if (ops[d] == NULL)
+        continue;
+      ops[d]->outcome = IO_CLOSED;
+      _lsock_reactor_defer (ops[d]->reactor, &ops[d]->deferred);
+    }
+
+  g_mutex_lock (&conn->lock);
+  if (--unix_conn->users > 0)
+    {
+      /* Wake whoever still uses it; the last of them closes it */
+      shutdown (unix_conn->fd, SHUT_RDWR);
+    }
+  else if (unix_conn->fd >= 0)
+    close (g_steal_fd (&unix_conn->fd));
+  g_mutex_unlock (&conn->lock);
+}
+
+void
+_lsock_conn_free_impl (LsockConn *conn)
+{
+  UnixConn *unix_conn = conn->backend;
+
+  g_assert (unix_conn->users == 0 && unix_conn->fd < 0);
+  g_assert (unix_conn->watches == NULL);
+  g_mutex_clear (&unix_conn->watch_lock);
+  g_free (unix_conn);
+}

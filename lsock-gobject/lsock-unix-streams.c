@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "lsock-unix-conn-private.h"
+
+/* The input and output streams of an LsockStream on Unix: pollable, each
+ * an owner of the connection, every operation one call into
+ * lsock-unix-conn.c. Closing one does nothing to the connection (see
+ * _lsock_input_stream_class_set_close()). */
+
+#define LSOCK_TYPE_UNIX_INPUT_STREAM (lsock_unix_input_stream_get_type ())
+G_DECLARE_FINAL_TYPE (LsockUnixInputStream, lsock_unix_input_stream,
+                      LSOCK, UNIX_INPUT_STREAM, GInputStream)
+
+struct _LsockUnixInputStream
+{
+  GInputStream  parent_instance;
+  LsockConn    *conn;
+};
+
+static void lsock_unix_input_stream_pollable_iface_init (GPollableInputStreamInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (LsockUnixInputStream, lsock_unix_input_stream, G_TYPE_INPUT_STREAM,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_POLLABLE_INPUT_STREAM,
+                                                      lsock_unix_input_stream_pollable_iface_init))
+
+/* GInputStream checked the type: no checked casts on the hot paths */
+#define INPUT_CONN(stream) (((LsockUnixInputStream *) (stream))->conn)
+
+static gssize
+lsock_unix_input_stream_read (GInputStream  *stream,
+                              void          *buffer,
+                              gsize          count,
+                              GCancellable  *cancellable,
+                              GError       **error)
+{
+  return _lsock_unix_conn_io (INPUT_CONN (stream), LSOCK_DIRECTION_READ,
+                              buffer, count, TRUE, cancellable, error);
+}
+
+static void
+lsock_unix_input_stream_read_async (GInputStream        *stream,
+                                    void                *buffer,
+                                    gsize                count,
+                                    int                  io_priority,
+                                    GCancellable        *cancellable,
+                                    GAsyncReadyCallback  callback,
+                                    gpointer             user_data)
+{
+  _lsock_unix_conn_io_async (INPUT_CONN (stream), stream, LSOCK_DIRECTION_READ,
+                             buffer, count, io_priority, cancellable, callback, user_data,
+                             lsock_unix_input_stream_read_async);
+}
+
+static gssize
+lsock_unix_input_stream_read_finish (GInputStream  *stream,
+                                     GAsyncResult  *result,
+                                     GError       **error)
+{
+  return _lsock_unix_conn_io_finish (stream, result, lsock_unix_input_stream_read_async, error);
+}
+
+static gboolean
+lsock_unix_input_stream_can_poll (GPollableInputStream *stream)
+{
+  return TRUE;
+}
+
+static gboolean
+lsock_unix_input_stream_is_readable (GPollableInputStream *stream)
+{
+  return _lsock_unix_conn_is_ready (INPUT_CONN (stream), LSOCK_DIRECTION_READ);
+}
+
+static GSource *
+lsock_unix_input_stream_create_source (GPollableInputStream *stream,
+                                       GCancellable         *cancellable)
+{
+  return _lsock_unix_conn_create_source (INPUT_CONN (stream), G_OBJECT (stream),
+                                         LSOCK_DIRECTION_READ, cancellable);
+}
+
+static gssize
+lsock_unix_input_stream_read_nonblocking (GPollableInputStream  *stream,
+                                          void                  *buffer,
+                                          gsize                  count,
+                                          GError               **error)
+{
+  return _lsock_unix_conn_io (INPUT_CONN (stream), LSOCK_DIRECTION_READ,
+                              buffer, count, FALSE, NULL, error);
+}
+
+static void
+lsock_unix_input_stream_finalize (GObject *object)
+{
+  g_clear_pointer (&INPUT_CONN (object), _lsock_conn_disown);
+
+  G_OBJECT_CLASS (lsock_unix_input_stream_parent_class)->finalize (object);
+}
+
+static void
+lsock_unix_input_stream_class_init (LsockUnixInputStreamClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GInputStreamClass *input_class = G_INPUT_STREAM_CLASS (klass);
+
+  object_class->finalize = lsock_unix_input_stream_finalize;
+  input_class->read_fn = lsock_unix_input_stream_read;
+  input_class->read_async = lsock_unix_input_stream_read_async;
+  input_class->read_finish = lsock_unix_input_stream_read_finish;
+  _lsock_input_stream_class_set_close (input_class);
+}
+
+static void
+lsock_unix_input_stream_pollable_iface_init (GPollableInputStreamInterface *iface)
+{
+  iface->can_poll = lsock_unix_input_stream_can_poll;
+  iface->is_readable = lsock_unix_input_stream_is_readable;
+  iface->create_source = lsock_unix_input_stream_create_source;
+  iface->read_nonblocking = lsock_unix_input_stream_read_nonblocking;
+}
+
+static void
+lsock_unix_input_stream_init (LsockUnixInputStream *self)
+{
+}
+
+GInputStream *
+_lsock_unix_input_stream_new (LsockConn *conn)
+{
+  LsockUnixInputStream *self = g_object_new (LSOCK_TYPE_UNIX_INPUT_STREAM, NULL);
+
+  self->conn = _lsock_conn_own (conn);
+  return G_INPUT_STREAM (self);
+}
+
+/* ---------------------------------------------------------------------- */
+
+#define LSOCK_TYPE_UNIX_OUTPUT_STREAM (lsock_unix_output_stream_get_type ())
+G_DECLARE_FINAL_TYPE (LsockUnixOutputStream, lsock_unix_output_stream,
+                      LSOCK, UNIX_OUTPUT_STREAM, GOutputStream)
+
+struct _LsockUnixOutputStream
+{
+  GOutputStream  parent_instance;
+  LsockConn     *conn;
+};
+
+static void lsock_unix_output_stream_pollable_iface_init (GPollableOutputStreamInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (LsockUnixOutputStream, lsock_unix_output_stream, G_TYPE_OUTPUT_STREAM,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_POLLABLE_OUTPUT_STREAM,
+                                                      lsock_unix_output_stream_pollable_iface_init))
+
+#define OUTPUT_CONN(stream) (((LsockUnixOutputStream *) (stream))->conn)
+
+static gssize
+lsock_unix_output_stream_write (GOutputStream  *stream,
+                                const void     *buffer,
+                                gsize           count,
+                                GCancellable   *cancellable,
+                                GError        **error)
+{
+  return _lsock_unix_conn_io (OUTPUT_CONN (stream), LSOCK_DIRECTION_WRITE,
+                              (void *) buffer, count, TRUE, cancellable, error);
+}
+
+static void
+lsock_unix_output_stream_write_async (GOutputStream       *stream,
+                                      const void          *buffer,
+                                      gsize                count,
+                                      int                  io_priority,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data)
+{
+  _lsock_unix_conn_io_async (OUTPUT_CONN (stream), stream, LSOCK_DIRECTION_WRITE,
+                             (void *) buffer, count, io_priority, cancellable, callback, user_data,
+                             lsock_unix_output_stream_write_async);
+}
+
+static gssize
+lsock_unix_output_stream_write_finish (GOutputStream  *stream,
+                                       GAsyncResult   *result,
+                                       GError        **error)
+{
+  return _lsock_unix_conn_io_finish (stream, result, lsock_unix_output_stream_write_async, error);
+}
+
+static gboolean
+lsock_unix_output_stream_can_poll (GPollableOutputStream *stream)
+{
+  return TRUE;
+}
+
+static gboolean
+lsock_unix_output_stream_is_writable (GPollableOutputStream *stream)
+{
+  return _lsock_unix_conn_is_ready (OUTPUT_CONN (stream), LSOCK_DIRECTION_WRITE);
+}
+
+static GSource *
+lsock_unix_output_stream_create_source (GPollableOutputStream *stream,
+                                        GCancellable          *cancellable)
+{
+  return _lsock_unix_conn_create_source (OUTPUT_CONN (stream), G_OBJECT (stream),
+                                         LSOCK_DIRECTION_WRITE, cancellable);
+}
+
+static gssize
+lsock_unix_output_stream_write_nonblocking (GPollableOutputStream  *stream,
+                                            const void             *buffer,
+                                            gsize                   count,
+                                            GError                **error)
+{
+  return _lsock_unix_conn_io (OUTPUT_CONN (stream), LSOCK_DIRECTION_WRITE,
+                              (void *) buffer, count, FALSE, NULL, error);
+}
+
+static void
+lsock_unix_output_stream_finalize (GObject *object)
+{
+  g_clear_pointer (&OUTPUT_CONN (object), _lsock_conn_disown);
+
+  G_OBJECT_CLASS (lsock_unix_output_stream_parent_class)->finalize (object);
+}
+
+static void
+lsock_unix_output_stream_class_init (LsockUnixOutputStreamClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GOutputStreamClass *output_class = G_OUTPUT_STREAM_CLASS (klass);
+
+  object_class->finalize = lsock_unix_output_stream_finalize;
+  output_class->write_fn = lsock_unix_output_stream_write;
+  output_class->write_async = lsock_unix_output_stream_write_async;
+  output_class->write_finish = lsock_unix_output_stream_write_finish;
+  _lsock_output_stream_class_set_close (output_class);
+}
+
+static void
+lsock_unix_output_stream_pollable_iface_init (GPollableOutputStreamInterface *iface)
+{
+  iface->can_poll = lsock_unix_output_stream_can_poll;
+  iface->is_writable = lsock_unix_output_stream_is_writable;
+  iface->create_source = lsock_unix_output_stream_create_source;
+  iface->write_nonblocking = lsock_unix_output_stream_write_nonblocking;
+}
+
+static void
+lsock_unix_output_stream_init (LsockUnixOutputStream *self)
+{
+}
+
+GOutputStream *
+_lsock_unix_output_stream_new (LsockConn *conn)
+{
+  LsockUnixOutputStream *self = g_object_new (LSOCK_TYPE_UNIX_OUTPUT_STREAM, NULL);
+
+  self->conn = _lsock_conn_own (conn);
+  return G_OUTPUT_STREAM (self);
+}
