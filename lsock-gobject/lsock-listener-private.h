@@ -27,35 +27,24 @@ struct _LsockListener
   int           backlog;
   LsockAccess   access;
   guint         replace_stale : 1;
-  guint         reclaim_name : 1;   /* atomic through the accessors */
 
-  /* Guards everything below, which other threads may touch: sync accepts
-   * run in any thread while the owner closes */
+  /* Guards everything below: sync accepts run in any thread, close() and
+   * accept_async() may come from any thread */
   GMutex        lock;
+  guint         reclaim_name : 1;
+  guint         initialized : 1;  /* bound: GInitable.init succeeded */
   guint         closed : 1;
-  guint         bound : 1;
-  /* The platform's listening socket/pipe state */
-  int           fd;
-  /* Accepts running in any thread. close() only shuts the socket down
-   * while there are some (which wakes them), and the last one out closes
-   * it, so the fd number cannot be reused under them. */
-  int           accepts_in_flight;
-  int           zombie_fd;
-  guint64       bound_dev;
-  guint64       bound_ino;
-  /* Unix: the uid that LSOCK_ACCESS_USER admits, and whether the socket
-   * is non-blocking now (atomic; set once, for good) */
-  guint         owner_uid;
-  int           fd_nonblocking;
+  /* The platform's listening socket or pipes (the backend's own struct,
+   * made by _lsock_listener_bind_impl(), released by close_impl()) */
   gpointer      backend;
 
-  /* Pending accept_async tasks, failed with G_IO_ERROR_CLOSED on close,
-   * and the source most of them share (see accept_shared_cb()) */
-  GQueue        pending;   /* GTask* or LsockAcceptOp* */
-  GSource      *accept_source;
-  gpointer      spare_accept_op;  /* atomic: an LsockAcceptOp to reuse */
+  /* accept_async() calls waiting for a peer, oldest first, and the sources
+   * that serve them, one per main context they came from */
+  GQueue        pending;          /* AcceptWait* */
+  GSList       *accept_sources;   /* AcceptSource* */
 
-  /* start()/stop(): the incoming source and its back-off timer */
+  /* start() … stop(): the incoming service and its back-off timer. While
+   * it runs, the listener holds a reference on itself. */
   GMainContext *incoming_context;
   GSource      *incoming_source;
   GSource      *backoff_source;
@@ -66,18 +55,21 @@ struct _LsockListener
 /* Non-zero: bind socket files at a temporary name and rename them into
  * place, as on macOS and the BSDs, also on Linux (for tests) */
 extern int _lsock_listener_publish_by_rename;
+/* For tests: the listening socket (-1 once closed), and the inode of the
+ * socket file it bound */
+int           _lsock_listener_unix_peek_fd      (LsockListener  *self);
+guint64       _lsock_listener_unix_peek_bound_ino (LsockListener *self);
 #endif
 
-/* Emits LsockListener::incoming for @stream */
-void          _lsock_listener_emit_incoming     (LsockListener  *self,
-                                                 LsockStream    *stream);
-/* Emits LsockListener::accept-error */
-void          _lsock_listener_emit_accept_error (LsockListener  *self,
-                                                 const GError   *error);
 void          _lsock_listener_set_closed_error  (LsockListener  *self,
                                                  GError        **error);
+/* For tests: how many sources serve accept_async() calls now */
+guint         _lsock_listener_count_accept_sources (LsockListener *self);
 
 /* Backend hooks (lsock-listener-unix.c / lsock-listener-win32.c) */
+
+/* Binds and listens, setting self->backend. Called with the lock held,
+ * once at a time. */
 gboolean      _lsock_listener_bind_impl         (LsockListener  *self,
                                                  GCancellable   *cancellable,
                                                  GError        **error);
@@ -90,16 +82,20 @@ typedef enum
                               * just said a peer may be waiting */
 } LsockAcceptMode;
 
-/* One accept. Peers refused by the access check are closed and skipped. */
+/* One accept, without the lock. A peer that the access check refuses is
+ * closed: then this returns NULL with no error, and the caller may try
+ * again (counting it against its budget). G_IO_ERROR_CLOSED once the
+ * listener is closed, also in another thread meanwhile. */
 LsockStream  *_lsock_listener_accept_impl       (LsockListener  *self,
                                                  LsockAcceptMode mode,
                                                  GCancellable   *cancellable,
                                                  GError        **error);
 /* A source that dispatches when a peer may be waiting; its callback is a
- * GSourceFunc. */
+ * GSourceFunc. With the lock held, listener open. */
 GSource      *_lsock_listener_create_source_impl (LsockListener *self);
 /* Removes the name (if reclaim-name and it is still ours) and releases the
- * socket/pipe. Called with the lock held. */
+ * socket/pipes, waking accepts blocked in other threads. Called once, with
+ * the lock held. */
 void          _lsock_listener_close_impl        (LsockListener  *self);
 
 G_END_DECLS

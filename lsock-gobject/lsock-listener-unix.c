@@ -51,6 +51,25 @@
 /* Tests set this on Linux to exercise the macOS/BSD route */
 int _lsock_listener_publish_by_rename = 0;
 
+/* self->backend: the listening socket. Under the listener's lock, but
+ * fd_nonblocking (atomic). */
+typedef struct
+{
+  int      fd;                 /* -1 once closed */
+  /* Accepts running in any thread. close() only shuts the socket down
+   * while there are some (which wakes them), and the last one out closes
+   * it, so that the fd number cannot be reused under them. */
+  int      accepts_in_flight;
+  int      zombie_fd;
+  /* The inode bound, for reclaim-name */
+  guint64  bound_dev;
+  guint64  bound_ino;
+  /* The uid that LSOCK_ACCESS_USER admits: the listener's owner */
+  uid_t    owner_uid;
+  /* Whether the socket is non-blocking now: set once, for good */
+  int      fd_nonblocking;
+} ListenerUnix;
+
 #define SUN_PATH_MAX (sizeof (((struct sockaddr_un *) 0)->sun_path) - 1)
 #define TMP_NAME_RANDOM_MIN 6
 #define TMP_NAME_RANDOM_MAX 12
@@ -310,15 +329,15 @@ bind_to (int         fd,
 }
 
 static gboolean
-record_inode (LsockListener *self,
-              const char    *path)
+record_inode (ListenerUnix *backend,
+              const char   *path)
 {
   struct stat st;
 
   if (lstat (path, &st) != 0)
     return FALSE;
-  self->bound_dev = st.st_dev;
-  self->bound_ino = st.st_ino;
+  backend->bound_dev = st.st_dev;
+  backend->bound_ino = st.st_ino;
   return TRUE;
 }
 
@@ -331,6 +350,7 @@ socket_mode (LsockListener *self)
 /* Binds at a temporary name, listens, then publishes at @path. */
 static gboolean
 bind_path_via_tmp (LsockListener  *self,
+                   ListenerUnix   *backend,
                    int             fd,
                    const char     *path,
                    const char     *dir,
@@ -412,7 +432,7 @@ bind_path_via_tmp (LsockListener  *self,
 out:
   if (ok)
     {
-      ok = record_inode (self, path);
+      ok = record_inode (backend, path);
       if (!ok)
         set_listen_error (self, errno, error);
     }
@@ -425,6 +445,7 @@ out:
 /* The fallback for paths too long for a temporary name beside them */
 static gboolean
 bind_path_direct (LsockListener  *self,
+                  ListenerUnix   *backend,
                   int             fd,
                   const char     *path,
                   const char     *dir,
@@ -469,7 +490,7 @@ bind_path_direct (LsockListener  *self,
 
   if (chmod (path, socket_mode (self)) != 0 ||
       listen (fd, self->backlog) != 0 ||
-      !record_inode (self, path))
+      !record_inode (backend, path))
     {
       set_listen_error (self, errno, error);
       unlink (path);
@@ -484,6 +505,7 @@ out:
 
 static gboolean
 bind_path (LsockListener  *self,
+           ListenerUnix   *backend,
            int             fd,
            GCancellable   *cancellable,
            GError        **error)
@@ -498,16 +520,16 @@ bind_path (LsockListener  *self,
    * binding in place has no moment of wider permissions either, and keeps
    * the real path as the socket's address (getpeername(), ss -x) */
   if (!g_atomic_int_get (&_lsock_listener_publish_by_rename))
-    return bind_path_direct (self, fd, path, dir, cancellable, error);
+    return bind_path_direct (self, backend, fd, path, dir, cancellable, error);
 #endif
 
   /* Room for "<dir>/.<random>" in sun_path */
   room = SUN_PATH_MAX > dir_len + 2 ? SUN_PATH_MAX - dir_len - 2 : 0;
   if (room >= TMP_NAME_RANDOM_MIN)
-    return bind_path_via_tmp (self, fd, path, dir, MIN (room, TMP_NAME_RANDOM_MAX),
+    return bind_path_via_tmp (self, backend, fd, path, dir, MIN (room, TMP_NAME_RANDOM_MAX),
                               cancellable, error);
   else
-    return bind_path_direct (self, fd, path, dir, cancellable, error);
+    return bind_path_direct (self, backend, fd, path, dir, cancellable, error);
 }
 
 static gboolean
@@ -539,37 +561,43 @@ _lsock_listener_bind_impl (LsockListener  *self,
                            GCancellable   *cancellable,
                            GError        **error)
 {
+  ListenerUnix *backend;
   int fd;
   gboolean ok;
 
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
 
-  /* Blocking until something polls it: see accept_loop() */
+  /* Blocking until something polls it: see accept_impl() */
   fd = _lsock_unix_socket (FALSE, error);
   if (fd < 0)
     return FALSE;
 
+  backend = g_new0 (ListenerUnix, 1);
+  backend->zombie_fd = -1;
   if (lsock_name_get_kind (self->name) == LSOCK_NAME_KIND_PATH)
-    ok = bind_path (self, fd, cancellable, error);
+    ok = bind_path (self, backend, fd, cancellable, error);
   else
     ok = bind_namespaced (self, fd, error);
 
   if (!ok)
     {
       close (fd);
+      g_free (backend);
       return FALSE;
     }
 
-  self->fd = fd;
+  backend->fd = fd;
   /* USER admits this uid: the one that owns the listener (and its file) */
-  self->owner_uid = geteuid ();
+  backend->owner_uid = geteuid ();
+  self->backend = backend;
   return TRUE;
 }
 
 /* Whether @access admits the peer on @fd */
 static gboolean
 peer_admitted (LsockListener *self,
+               ListenerUnix  *backend,
                int            fd)
 {
   uid_t uid;
@@ -586,7 +614,7 @@ peer_admitted (LsockListener *self,
                error->message);
       return FALSE;
     }
-  if (uid != self->owner_uid)
+  if (uid != backend->owner_uid)
     {
       g_debug ("Refusing a peer on “%s”: uid %u (pid %d) is not ours",
                _lsock_name_get_display (self->name), (guint) uid, (int) pid);
@@ -626,12 +654,13 @@ accept_one (int listen_fd)
  * the loop below takes in its stride. */
 static gboolean
 listener_set_nonblocking (LsockListener  *self,
+                          ListenerUnix   *backend,
                           int             listen_fd,
                           GError        **error)
 {
   int errsv;
 
-  if (g_atomic_int_get (&self->fd_nonblocking))
+  if (g_atomic_int_get (&backend->fd_nonblocking))
     return TRUE;
   if (!_lsock_unix_set_nonblocking (listen_fd, TRUE))
     {
@@ -641,11 +670,12 @@ listener_set_nonblocking (LsockListener  *self,
                    _lsock_name_get_display (self->name), g_strerror (errsv));
       return FALSE;
     }
-  g_atomic_int_set (&self->fd_nonblocking, TRUE);
+  g_atomic_int_set (&backend->fd_nonblocking, TRUE);
   return TRUE;
 }
 
-static LsockStream *accept_loop (LsockListener  *self,
+static LsockStream *accept_once (LsockListener  *self,
+                                 ListenerUnix   *backend,
                                  int             listen_fd,
                                  LsockAcceptMode mode,
                                  GCancellable   *cancellable,
@@ -657,13 +687,17 @@ _lsock_listener_accept_impl (LsockListener  *self,
                              GCancellable   *cancellable,
                              GError        **error)
 {
+  ListenerUnix *backend;
   LsockStream *stream;
-  int listen_fd;
+  int listen_fd = -1;
 
   g_mutex_lock (&self->lock);
-  listen_fd = self->closed ? -1 : self->fd;
-  if (listen_fd >= 0)
-    self->accepts_in_flight++;
+  backend = self->backend;
+  if (!self->closed && backend != NULL)
+    {
+      listen_fd = backend->fd;
+      backend->accepts_in_flight++;
+    }
   g_mutex_unlock (&self->lock);
 
   if (listen_fd < 0)
@@ -672,18 +706,34 @@ _lsock_listener_accept_impl (LsockListener  *self,
       return NULL;
     }
 
-  stream = accept_loop (self, listen_fd, mode, cancellable, error);
+  stream = accept_once (self, backend, listen_fd, mode, cancellable, error);
 
   g_mutex_lock (&self->lock);
-  if (--self->accepts_in_flight == 0 && self->zombie_fd >= 0)
-    close (g_steal_fd (&self->zombie_fd));
+  if (--backend->accepts_in_flight == 0 && backend->zombie_fd >= 0)
+    close (g_steal_fd (&backend->zombie_fd));
+  if (self->closed && self->backend == NULL && backend->accepts_in_flight == 0)
+    g_free (backend);
   g_mutex_unlock (&self->lock);
 
   return stream;
 }
 
+static gboolean
+listener_closed (LsockListener *self)
+{
+  gboolean closed;
+
+  g_mutex_lock (&self->lock);
+  closed = self->closed;
+  g_mutex_unlock (&self->lock);
+  return closed;
+}
+
+/* Waits (as @mode says) for a peer and accepts it: a stream, NULL with no
+ * error for a peer refused, or NULL with the error */
 static LsockStream *
-accept_loop (LsockListener  *self,
+accept_once (LsockListener  *self,
+             ListenerUnix   *backend,
              int             listen_fd,
              LsockAcceptMode mode,
              GCancellable   *cancellable,
@@ -699,18 +749,12 @@ accept_loop (LsockListener  *self,
       int errsv;
       int ready;
 
-      if (listen_fd < 0)
-        {
-          _lsock_listener_set_closed_error (self, error);
-          return NULL;
-        }
-
       /* A plain blocking accept (no cancellable) on a socket that nothing
        * watches from a main context: the socket is still blocking, so
        * this is one accept(), as in a classic accept loop. close() in
        * another thread wakes it (shutdown()). */
       if (polled ||
-          (blocking && cancellable == NULL && !g_atomic_int_get (&self->fd_nonblocking)))
+          (blocking && cancellable == NULL && !g_atomic_int_get (&backend->fd_nonblocking)))
         ready = 1;
       else
         {
@@ -720,7 +764,7 @@ accept_loop (LsockListener  *self,
            * (6 µs against 0.5 µs here). So poll() first, and call
            * accept() only when a peer is queued; a blocking accept waits
            * in poll(), cancellably. */
-          if (!listener_set_nonblocking (self, listen_fd, error))
+          if (!listener_set_nonblocking (self, backend, listen_fd, error))
             return NULL;
           ready = _lsock_unix_wait (listen_fd, G_IO_IN, blocking ? 0 : -1, cancellable, error);
         }
@@ -737,10 +781,10 @@ accept_loop (LsockListener  *self,
       fd = accept_one (listen_fd);
       if (fd >= 0)
         {
-          if (peer_admitted (self, fd))
+          if (peer_admitted (self, backend, fd))
             return _lsock_stream_new (self->name, _lsock_unix_conn_new (fd));
           close (fd);
-          continue;
+          return NULL;
         }
 
       errsv = errno;
@@ -755,21 +799,25 @@ accept_loop (LsockListener  *self,
 #if EWOULDBLOCK != EAGAIN
         case EWOULDBLOCK:
 #endif
-          /* Another thread took the peer; or the socket was shut down by
-           * close() in another thread, which makes poll() say readable */
-          g_mutex_lock (&self->lock);
-          if (self->closed)
-            listen_fd = -1;
-          g_mutex_unlock (&self->lock);
-          continue;
-
-        case EINVAL:  /* shut down by close() in another thread */
-          g_mutex_lock (&self->lock);
-          if (self->closed)
-            listen_fd = -1;
-          g_mutex_unlock (&self->lock);
-          if (listen_fd < 0)
-            continue;
+        case EINVAL:
+          /* Another thread took the peer; or close() in another thread
+           * shut the socket down, which makes poll() say readable and
+           * accept() fail with EINVAL */
+          if (listener_closed (self))
+            {
+              _lsock_listener_set_closed_error (self, error);
+              return NULL;
+            }
+          if (errsv != EINVAL)
+            {
+              if (!blocking)
+                {
+                  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK,
+                                       g_strerror (EAGAIN));
+                  return NULL;
+                }
+              continue;
+            }
           G_GNUC_FALLTHROUGH;
 
         default:
@@ -781,15 +829,42 @@ accept_loop (LsockListener  *self,
     }
 }
 
+int
+_lsock_listener_unix_peek_fd (LsockListener *self)
+{
+  ListenerUnix *backend;
+  int fd;
+
+  g_mutex_lock (&self->lock);
+  backend = self->backend;
+  fd = backend != NULL ? backend->fd : -1;
+  g_mutex_unlock (&self->lock);
+  return fd;
+}
+
+guint64
+_lsock_listener_unix_peek_bound_ino (LsockListener *self)
+{
+  ListenerUnix *backend;
+  guint64 ino;
+
+  g_mutex_lock (&self->lock);
+  backend = self->backend;
+  ino = backend != NULL ? backend->bound_ino : 0;
+  g_mutex_unlock (&self->lock);
+  return ino;
+}
+
 GSource *
 _lsock_listener_create_source_impl (LsockListener *self)
 {
+  ListenerUnix *backend = self->backend;
   GSource *source;
 
   /* Cannot fail on a valid socket; if it did, accepts from the source
    * would report it */
-  listener_set_nonblocking (self, self->fd, NULL);
-  source = _lsock_unix_fd_source_new (self->fd, G_IO_IN, 0);
+  listener_set_nonblocking (self, backend, backend->fd, NULL);
+  source = _lsock_unix_fd_source_new (backend->fd, G_IO_IN, 0);
 
   _lsock_unix_fd_source_set_plain_callback (source);
   return source;
@@ -798,10 +873,8 @@ _lsock_listener_create_source_impl (LsockListener *self)
 void
 _lsock_listener_close_impl (LsockListener *self)
 {
-  int fd = g_steal_fd (&self->fd);
-
-  if (fd < 0)
-    return;
+  ListenerUnix *backend = g_steal_pointer (&self->backend);
+  int fd = g_steal_fd (&backend->fd);
 
   /* Remove the file only if it is still the one we bound (a successor may
    * have replaced it), and before closing, so that nobody can see it stale
@@ -812,14 +885,18 @@ _lsock_listener_close_impl (LsockListener *self)
       struct stat st;
 
       if (lstat (path, &st) == 0 && S_ISSOCK (st.st_mode) &&
-          (guint64) st.st_dev == self->bound_dev && (guint64) st.st_ino == self->bound_ino)
+          (guint64) st.st_dev == backend->bound_dev && (guint64) st.st_ino == backend->bound_ino)
         unlink (path);
     }
 
-  /* Wake accepts blocked in other threads; the last of them lets go */
+  /* Wake accepts blocked in other threads; the last of them closes the fd
+   * and frees the backend */
   shutdown (fd, SHUT_RDWR);
-  if (self->accepts_in_flight > 0)
-    self->zombie_fd = fd;
+  if (backend->accepts_in_flight > 0)
+    backend->zombie_fd = fd;
   else
-    close (fd);
+    {
+      close (fd);
+      g_free (backend);
+    }
 }

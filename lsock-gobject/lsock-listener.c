@@ -6,7 +6,6 @@
 #include "lsock-stream-private.h"
 #include "lsock-enum-types.h"
 #include "lsock-i18n-private.h"
-#include "lsock-result-private.h"
 
 /**
  * LsockListener:
@@ -17,14 +16,43 @@
  * Making a listener binds the name and starts listening
  * ([iface@Gio.Initable]); it fails with %G_IO_ERROR_ADDRESS_IN_USE if a live
  * listener already holds the name. Peers are then taken in one of three
- * ways:
+ * ways, which may be mixed:
  *
  * - [method@Lsock.Listener.accept], which blocks (cancellably);
  * - [method@Lsock.Listener.accept_async], driven by the caller's
  *   thread-default main context, with no helper thread;
  * - [method@Lsock.Listener.start], after which [signal@Lsock.Listener::incoming]
  *   is emitted in that main context for every peer, like
- *   [class@Gio.SocketService].
+ *   [class@Gio.SocketService]; a started listener keeps itself alive until
+ *   it is stopped or closed ([property@Lsock.Listener:active]).
+ *
+ * ## Making one with other settings
+ *
+ * [ctor@Lsock.Listener.new] and [ctor@Lsock.Listener.new_full] cover the
+ * usual cases. For [property@Lsock.Listener:backlog] or
+ * [property@Lsock.Listener:replace-stale], construct it with properties
+ * and initialise it, as for any [iface@Gio.Initable]; until then it binds
+ * nothing, and every call fails with %G_IO_ERROR_NOT_INITIALIZED:
+ *
+ * ```c
+ * listener = g_initable_new (LSOCK_TYPE_LISTENER, cancellable, &error,
+ *                            "name", name, "backlog", 16, NULL);
+ * ```
+ *
+ * ```python
+ * listener = Lsock.Listener(name=name, backlog=16)
+ * listener.init(None)
+ * ```
+ *
+ * ```js
+ * const listener = new Lsock.Listener({name, backlog: 16});
+ * listener.init(null);
+ * ```
+ *
+ * ```vala
+ * var listener = (Lsock.Listener) GLib.Initable.new (typeof (Lsock.Listener), null,
+ *                                                    "name", name, "backlog", 16);
+ * ```
  *
  * ## Safe by default
  *
@@ -56,6 +84,7 @@ enum {
   PROP_ACCESS,
   PROP_RECLAIM_NAME,
   PROP_REPLACE_STALE,
+  PROP_ACTIVE,
   N_PROPS
 };
 
@@ -78,17 +107,85 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (LsockListener, lsock_listener, G_TYPE_OBJECT,
  * from 10 ms doubling to 1 s, reset by the next successful accept */
 #define BACKOFF_MIN_MS 10
 #define BACKOFF_MAX_MS 1000
-/* Peers accepted per dispatch of the incoming source, so one busy listener
- * cannot starve the rest of the main context */
+/* Peers taken (accepted or refused) per dispatch of a source, so that one
+ * busy listener cannot starve the rest of the main context */
 #define MAX_ACCEPTS_PER_DISPATCH 64
+
+/* An accept_async() waiting for a peer. Whoever takes it off the pending
+ * queue (under the lock) returns its task: the source of its context, its
+ * cancellable's source, or close(). */
+typedef struct
+{
+  GTask        *task;
+  GMainContext *context;        /* the task's */
+  GSource      *cancel_source;  /* holds a reference on the task */
+} AcceptWait;
+
+/* The source that serves the waits of one context */
+typedef struct
+{
+  GSource      *source;
+  GMainContext *context;        /* not owned: the source is attached to it */
+} AcceptSource;
+
+static const char *
+listener_display (LsockListener *self)
+{
+  return self->name != NULL ? _lsock_name_get_display (self->name) : "";
+}
 
 void
 _lsock_listener_set_closed_error (LsockListener  *self,
                                   GError        **error)
 {
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
-               _("The listener on “%s” is closed"),
-               _lsock_name_get_display (self->name));
+               _("The listener on “%s” is closed"), listener_display (self));
+}
+
+static void
+set_not_initialized_error (LsockListener  *self,
+                           GError        **error)
+{
+  if (self->name != NULL)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED,
+                 _("The listener on “%s” was not initialised: make it with "
+                   "lsock_listener_new(), or call g_initable_init() on it first"),
+                 listener_display (self));
+  else
+    g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED,
+                         _("The listener was not initialised: make it with "
+                           "lsock_listener_new(), or call g_initable_init() on it first"));
+}
+
+/* Whether the listener can take peers; the error says why not. With the
+ * lock. */
+static gboolean
+check_usable_locked (LsockListener  *self,
+                     GError        **error)
+{
+  if (self->closed)
+    {
+      _lsock_listener_set_closed_error (self, error);
+      return FALSE;
+    }
+  if (!self->initialized)
+    {
+      set_not_initialized_error (self, error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+check_usable (LsockListener  *self,
+              GError        **error)
+{
+  gboolean ok;
+
+  g_mutex_lock (&self->lock);
+  ok = check_usable_locked (self, error);
+  g_mutex_unlock (&self->lock);
+  return ok;
 }
 
 static gboolean
@@ -99,10 +196,15 @@ lsock_listener_initable_init (GInitable     *initable,
   LsockListener *self = LSOCK_LISTENER (initable);
   gboolean ret;
 
-  g_return_val_if_fail (LSOCK_IS_NAME (self->name), FALSE);
+  if (self->name == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           _("Could not listen: the listener has no name (set its “name” property)"));
+      return FALSE;
+    }
 
   g_mutex_lock (&self->lock);
-  if (self->bound)
+  if (self->initialized)
     ret = TRUE;
   else if (self->closed)
     {
@@ -110,7 +212,7 @@ lsock_listener_initable_init (GInitable     *initable,
       ret = FALSE;
     }
   else
-    ret = self->bound = _lsock_listener_bind_impl (self, cancellable, error);
+    ret = self->initialized = _lsock_listener_bind_impl (self, cancellable, error);
   g_mutex_unlock (&self->lock);
 
   return ret;
@@ -137,7 +239,8 @@ lsock_listener_finalize (GObject *object)
 {
   LsockListener *self = LSOCK_LISTENER (object);
 
-  g_clear_object (&self->spare_accept_op);
+  g_assert (g_queue_is_empty (&self->pending));
+  g_assert (self->accept_sources == NULL);
   g_clear_object (&self->name);
   g_mutex_clear (&self->lock);
 
@@ -172,6 +275,10 @@ lsock_listener_get_property (GObject    *object,
 
     case PROP_REPLACE_STALE:
       g_value_set_boolean (value, self->replace_stale);
+      break;
+
+    case PROP_ACTIVE:
+      g_value_set_boolean (value, lsock_listener_is_active (self));
       break;
 
     default:
@@ -307,6 +414,24 @@ lsock_listener_class_init (LsockListenerClass *klass)
                            G_PARAM_CONSTRUCT_ONLY |
                            G_PARAM_STATIC_STRINGS));
 
+  /**
+   * LsockListener:active:
+   *
+   * Whether the incoming service runs: %TRUE from
+   * [method@Lsock.Listener.start] until [method@Lsock.Listener.stop] or
+   * [method@Lsock.Listener.close]. Meanwhile the listener keeps itself
+   * alive, as a [class@Gio.SocketService] does: a service started from
+   * Python or JavaScript goes on serving when the last wrapper is gone.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_ACTIVE] =
+    g_param_spec_boolean ("active", NULL, NULL,
+                          FALSE,
+                          (G_PARAM_READABLE |
+                           G_PARAM_EXPLICIT_NOTIFY |
+                           G_PARAM_STATIC_STRINGS));
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
@@ -317,7 +442,8 @@ lsock_listener_class_init (LsockListenerClass *klass)
    * Emitted after [method@Lsock.Listener.start], in the thread-default main
    * context of the thread that called it, once for every accepted peer.
    * Keep a reference to @stream to keep the connection open: it is closed
-   * when the last reference goes.
+   * when the last reference goes, unless an operation on its input or
+   * output stream is still pending (see [class@Lsock.Stream]).
    *
    * Returns: %TRUE if the peer was handled, which stops other handlers
    *
@@ -361,8 +487,6 @@ lsock_listener_init (LsockListener *self)
   self->access = LSOCK_ACCESS_USER;
   self->replace_stale = TRUE;
   self->reclaim_name = TRUE;
-  self->fd = -1;
-  self->zombie_fd = -1;
   g_mutex_init (&self->lock);
   g_queue_init (&self->pending);
 }
@@ -552,20 +676,6 @@ lsock_listener_get_replace_stale (LsockListener *self)
   return self->replace_stale;
 }
 
-static gboolean
-check_open (LsockListener  *self,
-            GError        **error)
-{
-  gboolean ok;
-
-  g_mutex_lock (&self->lock);
-  ok = self->bound && !self->closed;
-  g_mutex_unlock (&self->lock);
-
-  if (!ok)
-    _lsock_listener_set_closed_error (self, error);
-  return ok;
-}
 
 /**
  * lsock_listener_accept:
@@ -589,234 +699,303 @@ lsock_listener_accept (LsockListener  *self,
                        GCancellable   *cancellable,
                        GError        **error)
 {
-  LsockStream *stream;
-
   g_return_val_if_fail (LSOCK_IS_LISTENER (self), NULL);
   g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!check_open (self, error))
+  if (!check_usable (self, error))
     return NULL;
 
-  stream = _lsock_listener_accept_impl (self, LSOCK_ACCEPT_BLOCKING, cancellable, error);
-  if (stream == NULL && error != NULL)
-    _lsock_name_cancelled_error (self->name, *error);
-  return stream;
-}
-
-/* The result of an accept served by the shared source (below), recycled
- * by the listener (see LsockResult). Tasks with a cancellable, or from
- * another context, are GTasks. The source object is the listener. */
-#define LSOCK_TYPE_ACCEPT_OP (lsock_accept_op_get_type ())
-G_DECLARE_FINAL_TYPE (LsockAcceptOp, lsock_accept_op, LSOCK, ACCEPT_OP, LsockResult)
-
-struct _LsockAcceptOp
-{
-  LsockResult          parent_instance;
-  GMainContext        *context;   /* held while in flight */
-  LsockStream         *stream;
-  GError              *error;
-  GAsyncReadyCallback  callback;
-};
-
-G_DEFINE_FINAL_TYPE (LsockAcceptOp, lsock_accept_op, LSOCK_TYPE_RESULT)
-
-static void
-lsock_accept_op_finalize (GObject *object)
-{
-  LsockAcceptOp *op = LSOCK_ACCEPT_OP (object);
-
-  g_clear_pointer (&op->context, g_main_context_unref);
-  g_clear_object (&op->stream);
-  g_clear_error (&op->error);
-
-  G_OBJECT_CLASS (lsock_accept_op_parent_class)->finalize (object);
-}
-
-static void
-lsock_accept_op_class_init (LsockAcceptOpClass *klass)
-{
-  G_OBJECT_CLASS (klass)->finalize = lsock_accept_op_finalize;
-}
-
-static void
-lsock_accept_op_init (LsockAcceptOp *op)
-{
-  LSOCK_RESULT (op)->source_tag = lsock_listener_accept_async;
-}
-
-/* Calls back with the stream or error set on @op, then keeps @op for the
- * listener's next accept if nobody else holds it */
-static void
-accept_op_report (LsockAcceptOp *op)
-{
-  LsockResult *result = LSOCK_RESULT (op);
-  LsockListener *self = g_object_ref (LSOCK_LISTENER (result->source_object));
-
-  if (op->callback != NULL)
-    op->callback (result->source_object, G_ASYNC_RESULT (op), result->user_data);
-
-  /* Nobody else holds it: clear what the callback did not take, and keep
-   * it. A caller that holds on to it may finish it later. */
-  if (_lsock_result_is_unshared (op))
+  for (;;)
     {
-      g_clear_object (&result->source_object);
-      g_clear_object (&op->stream);
-      g_clear_error (&op->error);
-      g_clear_pointer (&op->context, g_main_context_unref);
-      op->callback = NULL;
-      result->user_data = NULL;
-      if (g_atomic_pointer_compare_and_exchange (&self->spare_accept_op, NULL, op))
-        op = NULL;
+      GError *local_error = NULL;
+      LsockStream *stream;
+
+      stream = _lsock_listener_accept_impl (self, LSOCK_ACCEPT_BLOCKING, cancellable, &local_error);
+      if (stream != NULL)
+        return stream;
+      if (local_error != NULL)
+        {
+          _lsock_name_cancelled_error (self->name, local_error);
+          g_propagate_error (error, local_error);
+          return NULL;
+        }
+      /* A refused peer: wait for the next one */
     }
-  g_clear_object (&op);
-  g_object_unref (self);
+}
+
+/* Asynchronous accepts.
+ *
+ * Every accept_async() is a GTask waiting in self->pending until a source
+ * of its context finds a peer for it, its cancellable fires, or close()
+ * fails it; whichever takes it off the queue (under the lock) returns it.
+ * One source per context serves its waits in order, so accepts chained
+ * from the callback (the usual way) keep one source, and more waits than
+ * peers never make anyone block: the socket is non-blocking once a source
+ * watches it, and an accept that finds nobody puts its wait back. */
+
+static void
+accept_wait_free (AcceptWait *wait)
+{
+  if (wait->cancel_source != NULL)
+    {
+      g_source_destroy (wait->cancel_source);
+      g_source_unref (wait->cancel_source);
+    }
+  g_object_unref (wait->task);
+  g_free (wait);
+}
+
+static void
+accept_wait_return (AcceptWait  *wait,
+                    LsockStream *stream,
+                    GError      *error)
+{
+  GTask *task = g_object_ref (wait->task);
+
+  accept_wait_free (wait);
+  if (stream != NULL)
+    g_task_return_pointer (task, stream, g_object_unref);
+  else
+    {
+      _lsock_name_cancelled_error (LSOCK_LISTENER (g_task_get_source_object (task))->name, error);
+      g_task_return_error (task, error);
+    }
+  g_object_unref (task);
+}
+
+guint
+_lsock_listener_count_accept_sources (LsockListener *self)
+{
+  guint n;
+
+  g_mutex_lock (&self->lock);
+  n = g_slist_length (self->accept_sources);
+  g_mutex_unlock (&self->lock);
+  return n;
+}
+
+/* accept_wait_return() gives it its message */
+static GError *
+cancelled_error (void)
+{
+  return g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "");
 }
 
 static gboolean
-accept_op_report_cb (gpointer user_data)
+accept_wait_return_closed_cb (gpointer user_data)
 {
-  accept_op_report (user_data);
+  AcceptWait *wait = user_data;
+  GError *error = NULL;
+
+  _lsock_listener_set_closed_error (g_task_get_source_object (wait->task), &error);
+  accept_wait_return (wait, NULL, error);
   return G_SOURCE_REMOVE;
 }
 
-/* Reports @op (failed by close()) from an idle source in its context: never
- * from inside close(), which may run in any thread */
+/* close() fails the waits from their own contexts, never from inside
+ * itself (it may run in any thread, or from a callback) */
 static void
-accept_op_report_later (LsockAcceptOp *op)
+accept_wait_return_closed_later (AcceptWait *wait)
 {
   GSource *source = g_idle_source_new ();
 
   g_source_set_static_name (source, "[lsock] accept");
-  g_source_set_callback (source, accept_op_report_cb, op, NULL);
-  g_source_attach (source, op->context);
+  g_source_set_priority (source, g_task_get_priority (wait->task));
+  g_source_set_callback (source, accept_wait_return_closed_cb, wait, NULL);
+  g_source_attach (source, wait->context);
   g_source_unref (source);
 }
 
-/* The data of an accept_async() GTask: one with a cancellable, or from
- * another context than the shared source's (accepts on the shared source
- * are LsockAcceptOps). It waits on a source of its own. */
-typedef struct
+static AcceptSource *
+find_accept_source (LsockListener *self,
+                    GMainContext  *context)
 {
+  for (GSList *l = self->accept_sources; l != NULL; l = l->next)
+    if (((AcceptSource *) l->data)->context == context)
+      return l->data;
+  return NULL;
+}
+
+static gboolean
+context_has_waits (LsockListener *self,
+                   GMainContext  *context)
+{
+  for (GList *l = self->pending.head; l != NULL; l = l->next)
+    if (((AcceptWait *) l->data)->context == context)
+      return TRUE;
+  return FALSE;
+}
+
+/* Takes @context's source off the list if nothing waits there any more;
+ * the caller destroys it once unlocked (its destroy notify drops a
+ * reference on the listener). With the lock. */
+static GSource *
+unlist_idle_accept_source (LsockListener *self,
+                           GMainContext  *context)
+{
+  AcceptSource *as = find_accept_source (self, context);
   GSource *source;
-} AcceptData;
+
+  if (as == NULL || context_has_waits (self, context))
+    return NULL;
+  self->accept_sources = g_slist_remove (self->accept_sources, as);
+  source = as->source;
+  g_free (as);
+  return source;
+}
 
 static void
-accept_data_free (AcceptData *data)
+destroy_source (GSource *source)
 {
-  if (data->source != NULL)
+  if (source != NULL)
     {
-      g_source_destroy (data->source);
-      g_source_unref (data->source);
+      g_source_destroy (source);
+      g_source_unref (source);
     }
+}
+
+typedef struct
+{
+  LsockListener *listener;   /* a reference */
+  GMainContext  *context;
+} AcceptSourceData;
+
+static void
+accept_source_data_free (AcceptSourceData *data)
+{
+  g_object_unref (data->listener);
   g_free (data);
 }
 
-/* Takes @task (a GTask or an LsockAcceptOp) off the pending queue; FALSE
- * if close() already did */
 static gboolean
-accept_task_unqueue (LsockListener *self,
-                     gpointer       task)
+accept_source_cb (gpointer user_data)
 {
-  gboolean found;
+  AcceptSourceData *data = user_data;
+  LsockListener *self = data->listener;
 
-  g_mutex_lock (&self->lock);
-  found = g_queue_remove (&self->pending, task);
-  g_mutex_unlock (&self->lock);
+  for (int i = 0; i < MAX_ACCEPTS_PER_DISPATCH; i++)
+    {
+      GError *error = NULL;
+      LsockStream *stream;
+      AcceptWait *wait = NULL;
+      GSource *idle = NULL;
 
-  return found;
+      /* The oldest wait of this context is ours to serve */
+      g_mutex_lock (&self->lock);
+      for (GList *l = self->pending.head; l != NULL; l = l->next)
+        if (((AcceptWait *) l->data)->context == data->context)
+          {
+            wait = l->data;
+            g_queue_delete_link (&self->pending, l);
+            break;
+          }
+      if (wait == NULL)
+        idle = unlist_idle_accept_source (self, data->context);
+      g_mutex_unlock (&self->lock);
+
+      if (wait == NULL)
+        {
+          destroy_source (idle);
+          return G_SOURCE_REMOVE;
+        }
+
+      stream = _lsock_listener_accept_impl (self, i == 0 ? LSOCK_ACCEPT_READY :
+                                                           LSOCK_ACCEPT_NONBLOCKING,
+                                            NULL, &error);
+      if (stream != NULL || (error != NULL && !g_error_matches (error, G_IO_ERROR,
+                                                                G_IO_ERROR_WOULD_BLOCK)))
+        {
+          accept_wait_return (wait, stream, error);
+          continue;
+        }
+
+      /* Nobody (or a refused peer): the wait goes back in front, unless it
+       * was cancelled or the listener closed meanwhile */
+      g_mutex_lock (&self->lock);
+      if (!self->closed && !g_cancellable_is_cancelled (g_task_get_cancellable (wait->task)))
+        {
+          g_queue_push_head (&self->pending, wait);
+          wait = NULL;
+        }
+      g_mutex_unlock (&self->lock);
+
+      if (wait != NULL)
+        {
+          g_clear_error (&error);
+          if (!check_usable (self, &error))
+            accept_wait_return (wait, NULL, error);
+          else
+            accept_wait_return (wait, NULL, cancelled_error ());
+          continue;
+        }
+      if (error != NULL)
+        {
+          /* Would block: wait for the source */
+          g_error_free (error);
+          return G_SOURCE_CONTINUE;
+        }
+      /* Refused: counted, try the next peer */
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+/* With the lock */
+static void
+ensure_accept_source (LsockListener *self,
+                      GMainContext  *context)
+{
+  AcceptSource *as;
+  AcceptSourceData *data;
+
+  if (find_accept_source (self, context) != NULL)
+    return;
+
+  data = g_new0 (AcceptSourceData, 1);
+  data->listener = g_object_ref (self);
+  data->context = context;
+
+  as = g_new0 (AcceptSource, 1);
+  as->context = context;
+  as->source = _lsock_listener_create_source_impl (self);
+  g_source_set_static_name (as->source, "[lsock] accept");
+  g_source_set_callback (as->source, accept_source_cb, data,
+                         (GDestroyNotify) accept_source_data_free);
+  /* GLib blocks a source that cannot recurse while it dispatches: that
+   * removes its fd from the context and adds it back, two writes to the
+   * context's eventfd and one more iteration per dispatch. The callback is
+   * safe to re-enter: each wait is taken off the queue before its callback
+   * runs. */
+  g_source_set_can_recurse (as->source, TRUE);
+  g_source_attach (as->source, context);
+  self->accept_sources = g_slist_prepend (self->accept_sources, as);
 }
 
 static gboolean
-accept_async_ready_cb (gpointer user_data)
+accept_cancelled_cb (GCancellable *cancellable,
+                     gpointer      user_data)
 {
   GTask *task = user_data;
-  AcceptData *data = g_task_get_task_data (task);
   LsockListener *self = g_task_get_source_object (task);
-  g_autoptr(GError) error = NULL;
-  LsockStream *stream;
-
-  if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
-    {
-      if (accept_task_unqueue (self, task))
-        {
-          g_clear_pointer (&data->source, g_source_unref);
-          g_task_return_error_if_cancelled (task);
-          g_object_unref (task);
-        }
-      return G_SOURCE_REMOVE;
-    }
-
-  stream = _lsock_listener_accept_impl (self, LSOCK_ACCEPT_READY, NULL, &error);
-  if (stream == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-    return G_SOURCE_CONTINUE;
-
-  if (!accept_task_unqueue (self, task))
-    {
-      /* close() failed the task meanwhile (another thread) */
-      g_clear_object (&stream);
-      return G_SOURCE_REMOVE;
-    }
-
-  g_clear_pointer (&data->source, g_source_unref);
-  if (stream != NULL)
-    g_task_return_pointer (task, stream, g_object_unref);
-  else
-    g_task_return_error (task, g_steal_pointer (&error));
-  g_object_unref (task);  /* the queue's */
-
-  return G_SOURCE_REMOVE;
-}
-
-/* The shared source: serves the oldest task waiting on it. Attaching and
- * destroying a source adds and removes an fd of the GMainContext, and each
- * of those wakes the context up with a write to its eventfd; accepts
- * chained from the callback (the usual way) keep this one source instead.
- * It goes when it finds a peer and no task waiting for it. */
-static gboolean
-accept_shared_cb (gpointer user_data)
-{
-  LsockListener *self = user_data;
-  g_autoptr(LsockListener) keep = g_object_ref (self);
-  g_autoptr(GError) error = NULL;
-  LsockAcceptOp *op = NULL;
-  LsockStream *stream;
+  AcceptWait *wait = NULL;
+  GSource *idle = NULL;
 
   g_mutex_lock (&self->lock);
   for (GList *l = self->pending.head; l != NULL; l = l->next)
-    if (LSOCK_IS_ACCEPT_OP (l->data))
+    if (((AcceptWait *) l->data)->task == task)
       {
-        op = l->data;
+        wait = l->data;
+        g_queue_delete_link (&self->pending, l);
+        idle = unlist_idle_accept_source (self, wait->context);
         break;
       }
-  if (op == NULL)
-    {
-      if (self->accept_source != NULL)
-        {
-          g_source_destroy (self->accept_source);
-          g_clear_pointer (&self->accept_source, g_source_unref);
-        }
-      g_mutex_unlock (&self->lock);
-      return G_SOURCE_REMOVE;
-    }
   g_mutex_unlock (&self->lock);
 
-  stream = _lsock_listener_accept_impl (self, LSOCK_ACCEPT_READY, NULL, &error);
-  if (stream == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-    return G_SOURCE_CONTINUE;
-
-  /* The queue's reference is ours now, unless close() (in another
-   * thread) took the op meanwhile: it reports it */
-  if (!accept_task_unqueue (self, op))
-    {
-      g_clear_object (&stream);
-      return G_SOURCE_CONTINUE;
-    }
-  op->stream = stream;
-  op->error = g_steal_pointer (&error);
-  accept_op_report (op);
-
-  return G_SOURCE_CONTINUE;
+  destroy_source (idle);
+  if (wait != NULL)
+    accept_wait_return (wait, NULL, cancelled_error ());
+  return G_SOURCE_REMOVE;
 }
 
 /**
@@ -829,8 +1008,14 @@ accept_shared_cb (gpointer user_data)
  * Waits for a peer without blocking: the listening socket is watched from
  * the thread-default main context of the calling thread, where @callback is
  * called. Call [method@Lsock.Listener.accept_finish] there to get the
- * connection. Closing the listener fails pending accepts with
- * %G_IO_ERROR_CLOSED.
+ * connection.
+ *
+ * Any number of accepts may wait at once, from any threads and contexts;
+ * peers go to them in the order they were started (per context), and none
+ * of them ever blocks its thread. Every one ends: with a connection, with
+ * %G_IO_ERROR_CANCELLED when @cancellable is cancelled before a peer was
+ * taken for it, with %G_IO_ERROR_CLOSED when the listener is closed, or
+ * with the system's error (such as %G_IO_ERROR_TOO_MANY_OPEN_FILES).
  *
  * Since: 1.0
  */
@@ -841,87 +1026,46 @@ lsock_listener_accept_async (LsockListener       *self,
                              gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
-  g_autoptr(GError) error = NULL;
-  GMainContext *context;
-  AcceptData *data;
-  GSource *cancel_source;
+  GError *error = NULL;
 
   g_return_if_fail (LSOCK_IS_LISTENER (self));
   g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
 
-  context = g_main_context_get_thread_default ();
-  if (context == NULL)
-    context = g_main_context_default ();
-
-  /* Without a cancellable, from the context of the shared source (if
-   * there is one yet): wait on it, with a recycled result */
-  g_mutex_lock (&self->lock);
-  if (cancellable == NULL && self->bound && !self->closed &&
-      (self->accept_source == NULL ||
-       g_source_get_context (self->accept_source) == context))
-    {
-      LsockAcceptOp *op = g_atomic_pointer_exchange (&self->spare_accept_op, NULL);
-
-      if (op == NULL)
-        op = g_object_new (LSOCK_TYPE_ACCEPT_OP, NULL);
-      LSOCK_RESULT (op)->source_object = g_object_ref (G_OBJECT (self));
-      LSOCK_RESULT (op)->user_data = user_data;
-      op->context = g_main_context_ref (context);
-      op->callback = callback;
-      /* The queue holds the only reference */
-      g_queue_push_tail (&self->pending, op);
-      if (self->accept_source == NULL)
-        {
-          self->accept_source = _lsock_listener_create_source_impl (self);
-          g_source_set_static_name (self->accept_source, "[lsock] accept");
-          g_source_set_callback (self->accept_source, accept_shared_cb, self, NULL);
-          /* GLib blocks a source that cannot recurse while it dispatches:
-           * that removes its fd from the context and adds it back, two
-           * writes to the context's eventfd and one more iteration per
-           * dispatch. Both callbacks here are safe to re-enter: each
-           * takes its op (or emits its peer) before calling out. */
-          g_source_set_can_recurse (self->accept_source, TRUE);
-          g_source_attach (self->accept_source, context);
-        }
-      g_mutex_unlock (&self->lock);
-      return;
-    }
-  g_mutex_unlock (&self->lock);
-
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, lsock_listener_accept_async);
   g_task_set_name (task, "[lsock] accept");
-
-  if (g_task_return_error_if_cancelled (task))
-    return;
-  if (!check_open (self, &error))
-    {
-      g_task_return_error (task, g_steal_pointer (&error));
-      return;
-    }
-
-  data = g_new0 (AcceptData, 1);
-  g_task_set_task_data (task, data, (GDestroyNotify) accept_data_free);
-  data->source = _lsock_listener_create_source_impl (self);
-  if (cancellable != NULL)
-    {
-      cancel_source = g_cancellable_source_new (cancellable);
-      g_source_set_dummy_callback (cancel_source);
-      g_source_add_child_source (data->source, cancel_source);
-      g_source_unref (cancel_source);
-    }
-  g_source_set_static_name (data->source, "[lsock] accept");
-  g_source_set_priority (data->source, g_task_get_priority (task));
-  /* The queue and the source each hold a reference on the task: the
-   * source's goes when it is destroyed, on completion or on close */
-  g_source_set_callback (data->source, accept_async_ready_cb,
-                         g_object_ref (task), g_object_unref);
+  /* A peer taken for this task is returned even if it was cancelled just
+   * after: otherwise the peer would be lost */
+  g_task_set_check_cancellable (task, FALSE);
 
   g_mutex_lock (&self->lock);
-  g_queue_push_tail (&self->pending, g_object_ref (task));
+  if (check_usable_locked (self, &error) &&
+      !g_cancellable_set_error_if_cancelled (cancellable, &error))
+    {
+      AcceptWait *wait = g_new0 (AcceptWait, 1);
+
+      wait->task = g_object_ref (task);
+      wait->context = g_task_get_context (task);
+      if (cancellable != NULL)
+        {
+          wait->cancel_source = g_cancellable_source_new (cancellable);
+          g_source_set_static_name (wait->cancel_source, "[lsock] accept cancelled");
+          g_source_set_callback (wait->cancel_source,
+                                 (GSourceFunc) (void (*) (void)) accept_cancelled_cb,
+                                 g_object_ref (task), g_object_unref);
+          g_source_attach (wait->cancel_source, wait->context);
+        }
+      g_queue_push_tail (&self->pending, wait);
+      ensure_accept_source (self, wait->context);
+    }
   g_mutex_unlock (&self->lock);
 
-  g_source_attach (data->source, context);
+  /* Reported from the next iteration (the task was made in this one) */
+  if (error != NULL)
+    {
+      _lsock_name_cancelled_error (self->name, error);
+      g_task_return_error (task, error);
+    }
 }
 
 /**
@@ -941,60 +1085,36 @@ lsock_listener_accept_finish (LsockListener  *self,
                               GAsyncResult   *result,
                               GError        **error)
 {
-  LsockStream *stream;
-
   g_return_val_if_fail (LSOCK_IS_LISTENER (self), NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-
-  if (LSOCK_IS_ACCEPT_OP (result))
-    {
-      LsockAcceptOp *op = LSOCK_ACCEPT_OP (result);
-
-      if (op->error != NULL)
-        {
-          _lsock_name_cancelled_error (self->name, op->error);
-          g_propagate_error (error, g_steal_pointer (&op->error));
-          return NULL;
-        }
-      g_return_val_if_fail (op->stream != NULL, NULL);  /* finished twice */
-      return g_steal_pointer (&op->stream);
-    }
-
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
   g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == lsock_listener_accept_async, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  stream = g_task_propagate_pointer (G_TASK (result), error);
-  if (stream == NULL && error != NULL)
-    _lsock_name_cancelled_error (self->name, *error);
-  return stream;
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
-void
-_lsock_listener_emit_incoming (LsockListener *self,
-                               LsockStream   *stream)
+/* The incoming service */
+
+static void
+emit_incoming (LsockListener *self,
+               LsockStream   *stream)
 {
   gboolean handled = FALSE;
 
   g_signal_emit (self, signals[SIGNAL_INCOMING], 0, stream, &handled);
 }
 
-void
-_lsock_listener_emit_accept_error (LsockListener *self,
-                                   const GError  *error)
-{
-  g_signal_emit (self, signals[SIGNAL_ACCEPT_ERROR], 0, error);
-}
-
 static gboolean incoming_cb (gpointer user_data);
 
+/* With the lock */
 static void
 incoming_watch (LsockListener *self)
 {
   GSource *source = _lsock_listener_create_source_impl (self);
 
   g_source_set_static_name (source, "[lsock] incoming");
-  g_source_set_callback (source, incoming_cb, self, NULL);
-  /* See lsock_listener_accept_async() */
+  g_source_set_callback (source, incoming_cb, g_object_ref (self), g_object_unref);
+  /* See ensure_accept_source() */
   g_source_set_can_recurse (source, TRUE);
   self->incoming_source = source;
   g_source_attach (source, self->incoming_context);
@@ -1006,62 +1126,82 @@ backoff_done_cb (gpointer user_data)
   LsockListener *self = user_data;
 
   g_mutex_lock (&self->lock);
-  g_clear_pointer (&self->backoff_source, g_source_unref);
-  if (self->incoming_context != NULL && !self->closed)
-    incoming_watch (self);
+  if (self->backoff_source == g_main_current_source ())
+    {
+      g_clear_pointer (&self->backoff_source, g_source_unref);
+      if (self->incoming_context != NULL && !self->closed)
+        incoming_watch (self);
+    }
   g_mutex_unlock (&self->lock);
 
   return G_SOURCE_REMOVE;
+}
+
+/* Whether the incoming source now dispatching is still the service's:
+ * a handler may have stopped it (and started another) */
+static gboolean
+incoming_current (LsockListener *self)
+{
+  gboolean current;
+
+  g_mutex_lock (&self->lock);
+  current = self->incoming_source != NULL && self->incoming_source == g_main_current_source ();
+  g_mutex_unlock (&self->lock);
+  return current;
 }
 
 static gboolean
 incoming_cb (gpointer user_data)
 {
   LsockListener *self = user_data;
-  g_autoptr(LsockListener) keep = g_object_ref (self);
+  GSource *old = NULL;
 
   for (int i = 0; i < MAX_ACCEPTS_PER_DISPATCH; i++)
     {
       g_autoptr(GError) error = NULL;
       g_autoptr(LsockStream) stream = NULL;
 
-      if (!check_open (self, NULL))
+      if (!incoming_current (self))
         return G_SOURCE_REMOVE;
 
       /* The source fired for the first; the others may not be there */
-      stream = _lsock_listener_accept_impl (self, i == 0 ? LSOCK_ACCEPT_READY : LSOCK_ACCEPT_NONBLOCKING,
+      stream = _lsock_listener_accept_impl (self, i == 0 ? LSOCK_ACCEPT_READY :
+                                                           LSOCK_ACCEPT_NONBLOCKING,
                                             NULL, &error);
       if (stream != NULL)
         {
           self->backoff_ms = 0;
-          _lsock_listener_emit_incoming (self, stream);
-          if (self->incoming_source == NULL)
-            return G_SOURCE_REMOVE;  /* a handler stopped or closed us */
+          emit_incoming (self, stream);
           continue;
         }
-
+      if (error == NULL)
+        continue;  /* refused, and counted */
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         return G_SOURCE_CONTINUE;
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CLOSED))
+        return G_SOURCE_REMOVE;
 
       /* Out of descriptors or memory: the peer stays queued and the socket
        * stays readable, so polling again now would spin. Back off. */
       g_debug ("Accepting on “%s” failed: %s; backing off",
-               _lsock_name_get_display (self->name), error->message);
-      _lsock_listener_emit_accept_error (self, error);
+               listener_display (self), error->message);
+      g_signal_emit (self, signals[SIGNAL_ACCEPT_ERROR], 0, error);
 
       g_mutex_lock (&self->lock);
-      if (self->incoming_source != NULL && self->backoff_source == NULL)
+      if (self->incoming_source != NULL && self->incoming_source == g_main_current_source ())
         {
+          old = g_steal_pointer (&self->incoming_source);
           self->backoff_ms = self->backoff_ms == 0 ? BACKOFF_MIN_MS :
                              MIN (self->backoff_ms * 2, BACKOFF_MAX_MS);
-          g_source_destroy (self->incoming_source);
-          g_clear_pointer (&self->incoming_source, g_source_unref);
           self->backoff_source = g_timeout_source_new (self->backoff_ms);
           g_source_set_static_name (self->backoff_source, "[lsock] accept back-off");
-          g_source_set_callback (self->backoff_source, backoff_done_cb, self, NULL);
+          g_source_set_callback (self->backoff_source, backoff_done_cb,
+                                 g_object_ref (self), g_object_unref);
           g_source_attach (self->backoff_source, self->incoming_context);
         }
       g_mutex_unlock (&self->lock);
+      /* Returning REMOVE destroys it; this is the list's reference */
+      g_clear_pointer (&old, g_source_unref);
       return G_SOURCE_REMOVE;
     }
 
@@ -1075,47 +1215,82 @@ incoming_cb (gpointer user_data)
  * Starts accepting peers in the thread-default main context of the calling
  * thread, emitting [signal@Lsock.Listener::incoming] there for each one,
  * until [method@Lsock.Listener.stop] or [method@Lsock.Listener.close].
- * Does nothing if already started.
+ * Meanwhile the listener keeps a reference on itself
+ * ([property@Lsock.Listener:active]). Does nothing if already started or
+ * closed.
  *
  * Since: 1.0
  */
 void
 lsock_listener_start (LsockListener *self)
 {
+  gboolean started = FALSE;
+
   g_return_if_fail (LSOCK_IS_LISTENER (self));
 
   g_mutex_lock (&self->lock);
-  if (self->incoming_context == NULL && self->bound && !self->closed)
+  if (!self->initialized && !self->closed)
+    {
+      g_mutex_unlock (&self->lock);
+      g_critical ("lsock_listener_start: the listener was not initialised "
+                  "(make it with lsock_listener_new(), or call g_initable_init() first)");
+      return;
+    }
+  if (self->incoming_context == NULL && !self->closed)
     {
       self->incoming_context = g_main_context_ref_thread_default ();
       self->backoff_ms = 0;
       incoming_watch (self);
+      started = TRUE;
     }
   g_mutex_unlock (&self->lock);
+
+  if (started)
+    {
+      /* Dropped by stop() or close() */
+      g_object_ref (self);
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_ACTIVE]);
+    }
 }
 
-static void
-stop_locked (LsockListener *self)
+/* Returns whether the service was running; @sources gets what the caller
+ * destroys once unlocked. With the lock. */
+static gboolean
+stop_locked (LsockListener *self,
+             GSList       **sources)
 {
+  if (self->incoming_context == NULL)
+    return FALSE;
+
   if (self->incoming_source != NULL)
-    {
-      g_source_destroy (self->incoming_source);
-      g_clear_pointer (&self->incoming_source, g_source_unref);
-    }
+    *sources = g_slist_prepend (*sources, g_steal_pointer (&self->incoming_source));
   if (self->backoff_source != NULL)
-    {
-      g_source_destroy (self->backoff_source);
-      g_clear_pointer (&self->backoff_source, g_source_unref);
-    }
+    *sources = g_slist_prepend (*sources, g_steal_pointer (&self->backoff_source));
   g_clear_pointer (&self->incoming_context, g_main_context_unref);
+  return TRUE;
+}
+
+/* After stop_locked(), unlocked: the reference start() took goes last */
+static void
+stopped (LsockListener *self,
+         GSList        *sources,
+         gboolean       was_active)
+{
+  g_slist_free_full (sources, (GDestroyNotify) destroy_source);
+  if (was_active)
+    {
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_ACTIVE]);
+      g_object_unref (self);
+    }
 }
 
 /**
  * lsock_listener_stop:
  * @self: a #LsockListener
  *
- * Stops emitting [signal@Lsock.Listener::incoming]. The listener keeps its
- * name: peers that connect meanwhile wait in the backlog until the next
+ * Stops emitting [signal@Lsock.Listener::incoming], and drops the reference
+ * [method@Lsock.Listener.start] took. The listener keeps its name: peers
+ * that connect meanwhile wait in the backlog until the next
  * [method@Lsock.Listener.start] or accept.
  *
  * Since: 1.0
@@ -1123,18 +1298,23 @@ stop_locked (LsockListener *self)
 void
 lsock_listener_stop (LsockListener *self)
 {
+  GSList *sources = NULL;
+  gboolean was_active;
+
   g_return_if_fail (LSOCK_IS_LISTENER (self));
 
   g_mutex_lock (&self->lock);
-  stop_locked (self);
+  was_active = stop_locked (self, &sources);
   g_mutex_unlock (&self->lock);
+
+  stopped (self, sources, was_active);
 }
 
 /**
  * lsock_listener_is_active:
  * @self: a #LsockListener
  *
- * Whether [method@Lsock.Listener.start] is in effect.
+ * Gets [property@Lsock.Listener:active].
  *
  * Returns: %TRUE between start and stop or close
  *
@@ -1159,18 +1339,23 @@ lsock_listener_is_active (LsockListener *self)
  * @self: a #LsockListener
  *
  * Stops listening: removes the socket file (see
- * [property@Lsock.Listener:reclaim-name]), releases the name, and fails
- * pending and later accepts with %G_IO_ERROR_CLOSED. Streams already
- * accepted stay open. Safe to call more than once; the last reference
- * going also closes the listener.
+ * [property@Lsock.Listener:reclaim-name]), releases the name, stops the
+ * incoming service, and fails pending and later accepts with
+ * %G_IO_ERROR_CLOSED (pending ones are called back from their main
+ * contexts, never from inside this call). A sync accept blocked in another
+ * thread returns. Streams already accepted stay open. Safe to call more
+ * than once, and from any thread; the last reference going also closes
+ * the listener.
  *
  * Since: 1.0
  */
 void
 lsock_listener_close (LsockListener *self)
 {
-  GQueue pending = G_QUEUE_INIT;
-  GTask *task;
+  GQueue pending;
+  GSList *sources = NULL;
+  gboolean was_active;
+  AcceptWait *wait;
 
   g_return_if_fail (LSOCK_IS_LISTENER (self));
 
@@ -1181,42 +1366,24 @@ lsock_listener_close (LsockListener *self)
       return;
     }
   self->closed = TRUE;
-  stop_locked (self);
-  if (self->accept_source != NULL)
-    {
-      g_source_destroy (self->accept_source);
-      g_clear_pointer (&self->accept_source, g_source_unref);
-    }
+  was_active = stop_locked (self, &sources);
   pending = self->pending;
   g_queue_init (&self->pending);
-  if (self->bound)
+  while (self->accept_sources != NULL)
+    {
+      AcceptSource *as = self->accept_sources->data;
+
+      sources = g_slist_prepend (sources, as->source);
+      g_free (as);
+      self->accept_sources = g_slist_delete_link (self->accept_sources, self->accept_sources);
+    }
+  if (self->initialized)
     _lsock_listener_close_impl (self);
   g_mutex_unlock (&self->lock);
 
-  while ((task = g_queue_pop_head (&pending)) != NULL)
-    {
-      AcceptData *data;
-      GError *error = NULL;
-
-      if (LSOCK_IS_ACCEPT_OP (task))
-        {
-          LsockAcceptOp *op = (LsockAcceptOp *) task;
-
-          _lsock_listener_set_closed_error (self, &op->error);
-          accept_op_report_later (op);
-          continue;
-        }
-
-      data = g_task_get_task_data (task);
-      if (data->source != NULL)
-        {
-          g_source_destroy (data->source);
-          g_clear_pointer (&data->source, g_source_unref);
-        }
-      _lsock_listener_set_closed_error (self, &error);
-      g_task_return_error (task, error);
-      g_object_unref (task);
-    }
+  while ((wait = g_queue_pop_head (&pending)) != NULL)
+    accept_wait_return_closed_later (wait);
+  stopped (self, sources, was_active);
 }
 
 /**
