@@ -31,6 +31,9 @@ int           _lsock_unix_conn_acquire_fd     (LsockConn      *conn,
 void          _lsock_unix_conn_release_fd     (LsockConn      *conn);
 /* The fd, or -1 once closed, with no guarantee: for tests */
 int           _lsock_unix_conn_peek_fd        (LsockConn      *conn);
+/* For tests: the kind of reactor ("epoll", "poll") the connection's async
+ * operations last registered with, or NULL */
+const char   *_lsock_unix_conn_peek_reactor_kind (LsockConn   *conn);
 
 /* One read or write: blocking (honouring the connection's timeout and
  * @cancellable), or not (G_IO_ERROR_WOULD_BLOCK) */

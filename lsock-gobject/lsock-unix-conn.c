@@ -246,6 +246,19 @@ _lsock_unix_conn_peek_fd (LsockConn *conn)
   return fd;
 }
 
+const char *
+_lsock_unix_conn_peek_reactor_kind (LsockConn *conn)
+{
+  UnixConn *unix_conn = conn->backend;
+  const char *kind = NULL;
+
+  g_mutex_lock (&conn->lock);
+  if (unix_conn->watches != NULL)
+    kind = _lsock_reactor_get_kind (_lsock_watch_get_reactor (unix_conn->watches->data));
+  g_mutex_unlock (&conn->lock);
+  return kind;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Sync and non-blocking */
 

@@ -140,6 +140,28 @@ lsock_test_increment (gpointer data)
   (*(int *) data)++;
 }
 
+static gboolean
+deadline_cb (gpointer data)
+{
+  return G_SOURCE_REMOVE;
+}
+
+void
+lsock_test_iterate_until_deadline (GMainContext *context,
+                                   gint64        deadline)
+{
+  gint64 left = deadline - g_get_monotonic_time ();
+  GSource *timer = g_timeout_source_new (left > 0 ? (guint) ((left + 999) / 1000) : 0);
+
+  if (context == NULL)
+    context = g_main_context_get_thread_default ();
+  g_source_set_callback (timer, deadline_cb, NULL, NULL);
+  g_source_attach (timer, context);
+  g_main_context_iteration (context, TRUE);
+  g_source_destroy (timer);
+  g_source_unref (timer);
+}
+
 void
 lsock_test_drain_main_context (void)
 {

@@ -20,6 +20,19 @@ void       lsock_test_cleanup_dirs   (void);
 #define lsock_test_wait_until(flag) \
   G_STMT_START { while (!(flag)) g_main_context_iteration (NULL, TRUE); } G_STMT_END
 
+/* Iterates @context (NULL: the thread-default one) once, waiting at most
+ * until @deadline (monotonic time) */
+void       lsock_test_iterate_until_deadline (GMainContext *context,
+                                              gint64        deadline);
+/* Iterates the thread-default main context until @cond holds or @ms
+ * milliseconds have passed; evaluates to whether @cond holds. For waits
+ * whose failure mode would be a hang. */
+#define lsock_test_wait_bounded(cond, ms) \
+  ({ gint64 _lsock_deadline = g_get_monotonic_time () + (gint64) (ms) * G_TIME_SPAN_MILLISECOND; \
+     while (!(cond) && g_get_monotonic_time () < _lsock_deadline) \
+       lsock_test_iterate_until_deadline (NULL, _lsock_deadline); \
+     (gboolean) (cond); })
+
 /* Stores the GAsyncResult in *(GAsyncResult **) user_data, for tests that
  * iterate the main context until it arrives. */
 void       lsock_test_store_result   (GObject      *source,

@@ -1,0 +1,750 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+/* The async engine of a stream against what GIO promises: every
+ * operation ends, readiness is never guessed (descriptors, urgent data,
+ * hang-ups, zero-length reads), results are fresh objects, and a pending
+ * operation keeps its stream open. On Unix each test runs on both
+ * reactors (epoll and poll). */
+
+#include "lsock-test-util.h"
+#include "lsock-listener-private.h"
+#include "lsock-stream-private.h"
+
+#include <string.h>
+#ifdef G_OS_UNIX
+# include "lsock-reactor-private.h"
+# include "lsock-unix-conn-private.h"
+# include <errno.h>
+# include <sys/socket.h>
+# include <unistd.h>
+#endif
+
+/* How long a wait may take before the test calls it a hang */
+#define HANG_MS 10000
+
+static GInputStream *
+in_of (LsockStream *stream)
+{
+  return g_io_stream_get_input_stream (G_IO_STREAM (stream));
+}
+
+static GOutputStream *
+out_of (LsockStream *stream)
+{
+  return g_io_stream_get_output_stream (G_IO_STREAM (stream));
+}
+
+static void
+send_all (LsockStream *stream,
+          const void  *data,
+          gsize        len)
+{
+  g_autoptr(GError) error = NULL;
+  gsize n;
+
+  g_assert_true (g_output_stream_write_all (out_of (stream), data, len, &n, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (n, ==, len);
+}
+
+/* One read_async(), waited for (a hang fails the test) */
+static gssize
+read_async_wait (LsockStream   *stream,
+                 void          *buffer,
+                 gsize          count,
+                 GCancellable  *cancellable,
+                 GError       **error)
+{
+  GAsyncResult *result = NULL;
+  gssize n;
+
+  g_input_stream_read_async (in_of (stream), buffer, count, G_PRIORITY_DEFAULT, cancellable,
+                             lsock_test_store_result, &result);
+  if (!lsock_test_wait_bounded (result != NULL, HANG_MS))
+    g_error ("read_async() did not complete in %d ms", HANG_MS);
+  n = g_input_stream_read_finish (in_of (stream), result, error);
+  g_object_unref (result);
+  return n;
+}
+
+/* Reads @len bytes with read_async(), however they come */
+static void
+read_async_exactly (LsockStream *stream,
+                    const char  *expected,
+                    gsize        len)
+{
+  g_autoptr(GString) got = g_string_new (NULL);
+
+  while (got->len < len)
+    {
+      g_autoptr(GError) error = NULL;
+      char buf[256];
+      gssize n = read_async_wait (stream, buf, MIN (sizeof buf, len - got->len), NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpint (n, >, 0);
+      g_string_append_len (got, buf, n);
+    }
+  g_assert_cmpmem (got->str, got->len, expected, len);
+}
+
+/* ---- the reactors ----------------------------------------------------- */
+
+static void
+use_reactor (const char *kind)
+{
+#ifdef G_OS_UNIX
+  g_atomic_int_set (&_lsock_reactor_force_poll, g_str_equal (kind, "poll"));
+#endif
+}
+
+static gboolean
+skip_unless_reactor (const char *kind)
+{
+#ifdef G_OS_UNIX
+# ifndef __linux__
+  if (g_str_equal (kind, "epoll"))
+    {
+      g_test_skip ("No epoll here");
+      return TRUE;
+    }
+# endif
+  use_reactor (kind);
+  return FALSE;
+#else
+  g_test_skip ("The reactor is Unix-only");
+  return TRUE;
+#endif
+}
+
+/* Checks that the stream's async operations ran where the test meant */
+static void
+assert_reactor (LsockStream *stream,
+                const char  *kind)
+{
+#ifdef G_OS_UNIX
+  g_assert_cmpstr (_lsock_unix_conn_peek_reactor_kind (stream->conn), ==, kind);
+#endif
+}
+
+static void
+pair_open (LsockTestPair *pair)
+{
+  lsock_test_pair_open (pair, lsock_test_namespaced_name ());
+}
+
+static void
+pair_close (LsockTestPair *pair)
+{
+  lsock_test_pair_close (pair);
+  use_reactor ("epoll");
+}
+
+/* ---- readiness -------------------------------------------------------- */
+
+#ifdef G_OS_UNIX
+/* Sends @data with @fd attached (SCM_RIGHTS) on the raw socket of @stream */
+static void
+send_with_fd (LsockStream *stream,
+              const char  *data,
+              gsize        len,
+              int          fd)
+{
+  char control[CMSG_SPACE (sizeof (int))] = { 0 };
+  struct iovec iov = { (void *) data, len };
+  struct msghdr msg = {
+    .msg_iov = &iov,
+    .msg_iovlen = 1,
+    .msg_control = control,
+    .msg_controllen = sizeof control,
+  };
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR (&msg);
+
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN (sizeof (int));
+  memcpy (CMSG_DATA (cmsg), &fd, sizeof fd);
+  g_assert_cmpint (sendmsg (_lsock_unix_conn_peek_fd (stream->conn), &msg, MSG_NOSIGNAL),
+                   ==, (gssize) len);
+}
+#endif
+
+/* A message carrying a descriptor ends a recv() short, with the next bytes
+ * already queued: the next read_async() must find them, not wait for an
+ * edge that has come and gone */
+static void
+test_after_fd_message (gconstpointer data)
+{
+#ifdef G_OS_UNIX
+  const char *kind = data;
+  int fds_before = lsock_test_settled_fd_count ();
+  g_autoptr(GError) error = NULL;
+  LsockTestPair pair = { 0 };
+  char buf[64];
+  int pipe_fds[2];
+  gssize n;
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+  g_assert_no_errno (pipe (pipe_fds));
+
+  for (int round = 0; round < 20; round++)
+    {
+      send_with_fd (pair.client, "AAAA", 4, pipe_fds[0]);
+      send_all (pair.client, "BBBB", 4);
+
+      n = read_async_wait (pair.server, buf, sizeof buf, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpmem (buf, n, "AAAA", 4);
+      /* The descriptor was dropped by the kernel (nobody asked for it) */
+      n = read_async_wait (pair.server, buf, sizeof buf, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpmem (buf, n, "BBBB", 4);
+    }
+  assert_reactor (pair.server, kind);
+
+  close (pipe_fds[0]);
+  close (pipe_fds[1]);
+  pair_close (&pair);
+  lsock_test_assert_fd_count (fds_before);
+#else
+  g_test_skip ("Descriptor passing is Unix-only");
+#endif
+}
+
+static void
+splice_done_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+  gssize *spliced = user_data;
+
+  *spliced = g_output_stream_splice_finish (G_OUTPUT_STREAM (source), result, &error);
+  g_assert_no_error (error);
+}
+
+/* examples/echo-server.c: splicing a stream to itself echoes everything,
+ * messages with descriptors included */
+static void
+test_splice_after_fd_message (gconstpointer data)
+{
+#ifdef G_OS_UNIX
+  const char *kind = data;
+  LsockTestPair pair = { 0 };
+  gssize spliced = -2;
+  char buf[64];
+  int pipe_fds[2];
+  gsize got = 0;
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+  g_assert_no_errno (pipe (pipe_fds));
+
+  g_output_stream_splice_async (out_of (pair.server), in_of (pair.server),
+                                G_OUTPUT_STREAM_SPLICE_NONE, G_PRIORITY_DEFAULT, NULL,
+                                splice_done_cb, &spliced);
+  for (int round = 0; round < 10; round++)
+    {
+      send_with_fd (pair.client, "AAAA", 4, pipe_fds[0]);
+      send_all (pair.client, "BBBB", 4);
+      got = 0;
+      while (got < 8)
+        {
+          GAsyncResult *result = NULL;
+          g_autoptr(GError) error = NULL;
+          gssize n;
+
+          /* The client's read is async too, so the server side can run */
+          g_input_stream_read_async (in_of (pair.client), buf + got, sizeof buf - got,
+                                     G_PRIORITY_DEFAULT, NULL, lsock_test_store_result, &result);
+          if (!lsock_test_wait_bounded (result != NULL, HANG_MS))
+            g_error ("The echo stalled after %" G_GSIZE_FORMAT " bytes of round %d", got, round);
+          n = g_input_stream_read_finish (in_of (pair.client), result, &error);
+          g_object_unref (result);
+          g_assert_no_error (error);
+          g_assert_cmpint (n, >, 0);
+          got += n;
+        }
+      g_assert_cmpmem (buf, got, "AAAABBBB", 8);
+    }
+  assert_reactor (pair.server, kind);
+
+  g_assert_true (lsock_stream_shutdown (pair.client, FALSE, TRUE, NULL));
+  g_assert_true (lsock_test_wait_bounded (spliced != -2, HANG_MS));
+  g_assert_cmpint (spliced, ==, 80);
+
+  close (pipe_fds[0]);
+  close (pipe_fds[1]);
+  pair_close (&pair);
+#else
+  g_test_skip ("Descriptor passing is Unix-only");
+#endif
+}
+
+/* Urgent data: recv() stops at its mark with more queued behind it */
+static void
+test_urgent_data (gconstpointer data)
+{
+#ifdef G_OS_UNIX
+  const char *kind = data;
+  LsockTestPair pair = { 0 };
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+
+  send_all (pair.client, "r", 1);
+  read_async_exactly (pair.server, "r", 1);
+  for (int round = 0; round < 10; round++)
+    {
+      send_all (pair.client, "abc", 3);
+      if (send (_lsock_unix_conn_peek_fd (pair.client->conn), "X", 1, MSG_OOB) != 1)
+        {
+          g_test_skip_printf ("No urgent data on Unix sockets here: %s", g_strerror (errno));
+          pair_close (&pair);
+          return;
+        }
+      send_all (pair.client, "def", 3);
+      /* The urgent byte is not part of the stream */
+      read_async_exactly (pair.server, "abcdef", 6);
+    }
+  assert_reactor (pair.server, kind);
+  pair_close (&pair);
+#else
+  g_test_skip ("MSG_OOB is Unix-only");
+#endif
+}
+
+/* After the peer's data and hang-up, every read says end of stream, at
+ * once */
+static void
+test_hang_up (gconstpointer data)
+{
+  const char *kind = data;
+  g_autoptr(GError) error = NULL;
+  LsockTestPair pair = { 0 };
+  char buf[16];
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+
+  send_all (pair.client, "x", 1);
+  read_async_exactly (pair.server, "x", 1);
+  /* A read waits, then the peer writes and goes */
+  send_all (pair.client, "yz", 2);
+  lsock_test_close_and_finalize_stream (&pair.client);
+  read_async_exactly (pair.server, "yz", 2);
+  for (int i = 0; i < 3; i++)
+    {
+      g_assert_cmpint (read_async_wait (pair.server, buf, sizeof buf, NULL, &error), ==, 0);
+      g_assert_no_error (error);
+    }
+  assert_reactor (pair.server, kind);
+  pair_close (&pair);
+}
+
+/* A zero-length read returns 0 at once and takes nothing; a peer's
+ * zero-length write is nothing at all (no false end of stream) */
+static void
+test_zero_length (gconstpointer data)
+{
+  const char *kind = data;
+  g_autoptr(GError) error = NULL;
+  GAsyncResult *result = NULL;
+  LsockTestPair pair = { 0 };
+  char buf[16];
+  gsize written;
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+
+  send_all (pair.client, "q", 1);
+  g_assert_cmpint (read_async_wait (pair.server, buf, 0, NULL, &error), ==, 0);
+  g_assert_no_error (error);
+  read_async_exactly (pair.server, "q", 1);
+
+  g_input_stream_read_async (in_of (pair.server), buf, sizeof buf, G_PRIORITY_DEFAULT, NULL,
+                             lsock_test_store_result, &result);
+  g_assert_true (g_output_stream_write_all (out_of (pair.client), "", 0, &written, NULL, &error));
+  g_assert_no_error (error);
+  lsock_test_drain_main_context ();
+  g_assert_null (result);
+  send_all (pair.client, "w", 1);
+  g_assert_true (lsock_test_wait_bounded (result != NULL, HANG_MS));
+  g_assert_cmpint (g_input_stream_read_finish (in_of (pair.server), result, &error), ==, 1);
+  g_assert_no_error (error);
+  g_assert_cmpint (buf[0], ==, 'w');
+  g_clear_object (&result);
+
+  assert_reactor (pair.server, kind);
+  pair_close (&pair);
+}
+
+/* A read that waited and was cancelled (or timed out) leaves the stream
+ * as it was: data that comes after, while nothing waits, is found */
+static void
+test_abort_then_data (gconstpointer data)
+{
+  const char *kind = data;
+  g_autoptr(GError) error = NULL;
+  LsockTestPair pair = { 0 };
+  char buf[16];
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+
+  for (int round = 0; round < 3; round++)
+    {
+      GCancellable *cancellable = g_cancellable_new ();
+      GAsyncResult *result = NULL;
+
+      g_input_stream_read_async (in_of (pair.server), buf, sizeof buf, G_PRIORITY_DEFAULT,
+                                 cancellable, lsock_test_store_result, &result);
+      lsock_test_drain_main_context ();
+      g_cancellable_cancel (cancellable);
+      g_assert_true (lsock_test_wait_bounded (result != NULL, HANG_MS));
+      g_assert_cmpint (g_input_stream_read_finish (in_of (pair.server), result, &error), ==, -1);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+      g_clear_error (&error);
+      g_clear_object (&result);
+      g_object_unref (cancellable);
+
+      /* The data's edge is seen while no operation waits */
+      send_all (pair.client, "c", 1);
+      lsock_test_drain_main_context ();
+      read_async_exactly (pair.server, "c", 1);
+    }
+
+  lsock_stream_set_timeout (pair.server, 20);
+  g_assert_cmpint (read_async_wait (pair.server, buf, sizeof buf, NULL, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_clear_error (&error);
+  lsock_stream_set_timeout (pair.server, 0);
+  send_all (pair.client, "t", 1);
+  lsock_test_drain_main_context ();
+  read_async_exactly (pair.server, "t", 1);
+
+  assert_reactor (pair.server, kind);
+  pair_close (&pair);
+}
+
+/* Operations at another priority go to a reactor of their own, beside
+ * the default one, on the same connection */
+static void
+test_priorities (gconstpointer data)
+{
+  const char *kind = data;
+  g_autoptr(GError) error = NULL;
+  GAsyncResult *high = NULL;
+  GAsyncResult *low = NULL;
+  LsockTestPair pair = { 0 };
+  char buf[16];
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+
+  g_input_stream_read_async (in_of (pair.server), buf, sizeof buf, G_PRIORITY_HIGH, NULL,
+                             lsock_test_store_result, &high);
+  g_output_stream_write_async (out_of (pair.server), "low", 3, G_PRIORITY_LOW, NULL,
+                               lsock_test_store_result, &low);
+  send_all (pair.client, "hi", 2);
+  g_assert_true (lsock_test_wait_bounded (high != NULL && low != NULL, HANG_MS));
+  g_assert_cmpint (g_input_stream_read_finish (in_of (pair.server), high, &error), ==, 2);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_output_stream_write_finish (out_of (pair.server), low, &error), ==, 3);
+  g_assert_no_error (error);
+  g_clear_object (&high);
+  g_clear_object (&low);
+  read_async_exactly (pair.client, "low", 3);
+
+  assert_reactor (pair.server, kind);
+  pair_close (&pair);
+}
+
+/* ---- results ---------------------------------------------------------- */
+
+typedef struct
+{
+  GAsyncResult *kept;
+  GObject      *source;
+  gpointer      user_data;
+  gboolean      had_tag;
+  guint         n_calls;
+} ResultLog;
+
+static void
+keep_result_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  ResultLog *log = user_data;
+
+  log->n_calls++;
+  /* Data set by an earlier callback on its result is not here */
+  g_assert_null (g_object_get_data (G_OBJECT (result), "lsock-test"));
+  g_object_set_data (G_OBJECT (result), "lsock-test", log);
+  g_assert_null (log->kept);
+  log->kept = g_object_ref (result);
+}
+
+static void
+weak_notify_cb (gpointer  data,
+                GObject  *where_the_object_was)
+{
+  (*(int *) data)++;
+}
+
+/* Each read gets a new result, whose source object and user data stay
+ * with it while the caller keeps it, and nobody else ever sees it again;
+ * a result the caller lets go of is finalized */
+static void
+test_results_fresh (gconstpointer data)
+{
+  const char *kind = data;
+  g_autoptr(GError) error = NULL;
+  LsockTestPair pair = { 0 };
+  ResultLog first = { 0 };
+  ResultLog second = { 0 };
+  GAsyncResult *third = NULL;
+  int finalized = 0;
+  char buf[16];
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+
+  g_input_stream_read_async (in_of (pair.server), buf, sizeof buf, G_PRIORITY_DEFAULT, NULL,
+                             keep_result_cb, &first);
+  send_all (pair.client, "1", 1);
+  g_assert_true (lsock_test_wait_bounded (first.kept != NULL, HANG_MS));
+  g_assert_cmpint (g_input_stream_read_finish (in_of (pair.server), first.kept, &error), ==, 1);
+  g_assert_no_error (error);
+
+  g_input_stream_read_async (in_of (pair.server), buf, sizeof buf, G_PRIORITY_DEFAULT, NULL,
+                             keep_result_cb, &second);
+  send_all (pair.client, "2", 1);
+  g_assert_true (lsock_test_wait_bounded (second.kept != NULL, HANG_MS));
+  g_assert_true (second.kept != first.kept);
+  g_assert_true (g_object_get_data (G_OBJECT (second.kept), "lsock-test") == &second);
+  g_assert_true (g_object_get_data (G_OBJECT (first.kept), "lsock-test") == &first);
+  g_assert_cmpint (g_input_stream_read_finish (in_of (pair.server), second.kept, &error), ==, 1);
+  g_assert_no_error (error);
+
+  /* Kept results still know where they came from */
+  first.source = g_async_result_get_source_object (first.kept);
+  g_assert_true (first.source == G_OBJECT (in_of (pair.server)));
+  g_clear_object (&first.source);
+  g_assert_true (g_async_result_get_user_data (first.kept) == &first);
+  g_assert_true (G_IS_ASYNC_RESULT (first.kept));
+#ifdef G_OS_UNIX
+  g_assert_true (LSOCK_IS_ASYNC_RESULT (first.kept));
+#endif
+
+  /* A result let go of is finalized */
+  g_object_weak_ref (G_OBJECT (first.kept), weak_notify_cb, &finalized);
+  g_clear_object (&first.kept);
+  g_assert_cmpint (finalized, ==, 1);
+
+  /* Finishing with another stream's result is a programmer error */
+  g_input_stream_read_async (in_of (pair.client), buf, sizeof buf, G_PRIORITY_DEFAULT, NULL,
+                             lsock_test_store_result, &third);
+  send_all (pair.server, "3", 1);
+  g_assert_true (lsock_test_wait_bounded (third != NULL, HANG_MS));
+#ifdef G_OS_UNIX
+  g_test_expect_message ("Lsock", G_LOG_LEVEL_CRITICAL, "*assertion*failed*");
+  g_assert_cmpint (g_input_stream_read_finish (in_of (pair.server), third, &error), ==, -1);
+  g_test_assert_expected_messages ();
+  g_assert_no_error (error);
+#endif
+  g_assert_cmpint (g_input_stream_read_finish (in_of (pair.client), third, &error), ==, 1);
+  g_assert_no_error (error);
+  g_clear_object (&third);
+
+  g_assert_cmpuint (first.n_calls, ==, 1);
+  g_assert_cmpuint (second.n_calls, ==, 1);
+  g_clear_object (&second.kept);
+  assert_reactor (pair.server, kind);
+  pair_close (&pair);
+}
+
+/* ---- lifetimes -------------------------------------------------------- */
+
+typedef struct
+{
+  char      buf[16];
+  gssize    n;
+  GError   *error;
+  gboolean  done;
+} ReadLog;
+
+static void
+read_log_cb (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  ReadLog *log = user_data;
+
+  log->n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &log->error);
+  log->done = TRUE;
+}
+
+/* The caller drops the stream while a read is pending: as with a
+ * GSocketConnection, the read completes with the data, and the connection
+ * closes once nothing holds it */
+static void
+test_pending_read_keeps_open (gconstpointer data)
+{
+  const char *kind = data;
+  int fds_before = lsock_test_settled_fd_count ();
+  g_autoptr(GError) error = NULL;
+  LsockTestPair pair = { 0 };
+  ReadLog log = { 0 };
+  GInputStream *input;
+  GWeakRef weak;
+  char buf[4];
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+
+  input = in_of (pair.server);
+  g_weak_ref_init (&weak, pair.server);
+  g_input_stream_read_async (input, log.buf, sizeof log.buf, G_PRIORITY_DEFAULT, NULL,
+                             read_log_cb, &log);
+  lsock_test_drain_main_context ();
+  g_assert_false (log.done);
+  /* The last reference to the GIOStream goes */
+  g_clear_object (&pair.server);
+
+  send_all (pair.client, "late", 4);
+  g_assert_true (lsock_test_wait_bounded (log.done, HANG_MS));
+  g_assert_no_error (log.error);
+  g_assert_cmpmem (log.buf, log.n, "late", 4);
+
+  /* Nothing holds it now: the client sees it closed */
+  lsock_test_drain_main_context ();
+  g_assert_null (g_weak_ref_get (&weak));
+  g_weak_ref_clear (&weak);
+  g_assert_cmpint (g_input_stream_read (in_of (pair.client), buf, sizeof buf, NULL, &error), ==, 0);
+  g_assert_no_error (error);
+
+  pair_close (&pair);
+  lsock_test_assert_fd_count (fds_before);
+}
+
+/* The echo server of the README: splice, and drop the stream at once */
+static void
+test_pending_splice_keeps_open (gconstpointer data)
+{
+  const char *kind = data;
+  int fds_before = lsock_test_settled_fd_count ();
+  g_autoptr(GError) error = NULL;
+  LsockTestPair pair = { 0 };
+  gssize spliced = -2;
+  char buf[4];
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+
+  g_output_stream_splice_async (out_of (pair.server), in_of (pair.server),
+                                G_OUTPUT_STREAM_SPLICE_NONE, G_PRIORITY_DEFAULT, NULL,
+                                splice_done_cb, &spliced);
+  g_clear_object (&pair.server);
+  lsock_test_drain_main_context ();
+
+  for (int round = 0; round < 5; round++)
+    {
+      send_all (pair.client, "echo", 4);
+      read_async_exactly (pair.client, "echo", 4);
+    }
+  g_assert_true (lsock_stream_shutdown (pair.client, FALSE, TRUE, NULL));
+  g_assert_true (lsock_test_wait_bounded (spliced != -2, HANG_MS));
+  g_assert_cmpint (spliced, ==, 20);
+  lsock_test_drain_main_context ();
+  g_assert_cmpint (g_input_stream_read (in_of (pair.client), buf, sizeof buf, NULL, &error), ==, 0);
+  g_assert_no_error (error);
+
+  pair_close (&pair);
+  lsock_test_assert_fd_count (fds_before);
+}
+
+/* Closing the stream while a read waits ends the read (CLOSED), in its
+ * context, never from inside close() */
+static void
+test_close_ends_pending (gconstpointer data)
+{
+  const char *kind = data;
+  LsockTestPair pair = { 0 };
+  ReadLog log = { 0 };
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+
+  g_input_stream_read_async (in_of (pair.server), log.buf, sizeof log.buf, G_PRIORITY_DEFAULT,
+                             NULL, read_log_cb, &log);
+  lsock_test_drain_main_context ();
+  g_assert_true (g_io_stream_close (G_IO_STREAM (pair.server), NULL, NULL));
+  g_assert_false (log.done);
+  g_assert_true (lsock_test_wait_bounded (log.done, HANG_MS));
+  g_assert_error (log.error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  g_clear_error (&log.error);
+
+  /* And later operations say so too */
+  log.done = FALSE;
+  g_input_stream_read_async (in_of (pair.server), log.buf, sizeof log.buf, G_PRIORITY_DEFAULT,
+                             NULL, read_log_cb, &log);
+  g_assert_true (lsock_test_wait_bounded (log.done, HANG_MS));
+  g_assert_error (log.error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  g_clear_error (&log.error);
+
+  pair_close (&pair);
+}
+
+static void
+add_on_each_reactor (const char *path,
+                     GTestDataFunc func)
+{
+  static const char *kinds[] = { "epoll", "poll" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (kinds); i++)
+    {
+      g_autofree char *full = g_strdup_printf ("/lsock/stream-async/%s/%s", kinds[i], path);
+
+      g_test_add_data_func (full, kinds[i], func);
+    }
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  int ret;
+
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+
+  add_on_each_reactor ("readiness/after-fd-message", test_after_fd_message);
+  add_on_each_reactor ("readiness/splice-after-fd-message", test_splice_after_fd_message);
+  add_on_each_reactor ("readiness/urgent-data", test_urgent_data);
+  add_on_each_reactor ("readiness/hang-up", test_hang_up);
+  add_on_each_reactor ("readiness/zero-length", test_zero_length);
+  add_on_each_reactor ("readiness/abort-then-data", test_abort_then_data);
+  add_on_each_reactor ("priorities", test_priorities);
+  add_on_each_reactor ("results/fresh", test_results_fresh);
+  add_on_each_reactor ("lifetime/pending-read-keeps-open", test_pending_read_keeps_open);
+  add_on_each_reactor ("lifetime/pending-splice-keeps-open", test_pending_splice_keeps_open);
+  add_on_each_reactor ("lifetime/close-ends-pending", test_close_ends_pending);
+
+  ret = g_test_run ();
+  lsock_test_cleanup_dirs ();
+  return ret;
+}
