@@ -150,7 +150,7 @@ struct _LsockReactor
 {
   GSource                 source;
   const LsockReactorImpl *impl;
-  GMainContext           *context;   /* not owned: we are attached to it */
+  GMainContext           *context;   /* a reference */
   int                     priority;
   int                     users;     /* atomic; see _lsock_reactor_unref() */
 

@@ -171,7 +171,10 @@ reactor_new (GMainContext *context,
 
   g_mutex_init (&reactor->lock);
   g_mutex_init (&reactor->defer_lock);
-  reactor->context = context;
+  /* As a GTask does, the context stays while operations may report there
+   * (and its address cannot be a new context's, in the registry): until
+   * the last user goes, see _lsock_reactor_unref() */
+  reactor->context = g_main_context_ref (context);
   reactor->priority = priority;
   reactor->epfd = -1;
 
@@ -243,12 +246,17 @@ _lsock_reactor_ref (LsockReactor *reactor)
 }
 
 /* The last user gone: the reactor leaves its context, so that a context
- * done with lsock keeps nothing of it (no epoll fd, no source). A user
- * that finds it in the registry meanwhile revives it; the check under
- * the registry lock sees that. */
+ * done with lsock keeps nothing of it (no epoll fd, no source), and lets
+ * go of it. A user that finds it in the registry meanwhile revives it; the
+ * check under the registry lock sees that. The context goes after the
+ * source is destroyed (the context then forgets it), never from the
+ * source's finalize, which GLib calls between locking the context and
+ * unlocking it. */
 void
 _lsock_reactor_unref (LsockReactor *reactor)
 {
+  GMainContext *context = NULL;
+
   if (g_atomic_int_dec_and_test (&reactor->users))
     {
       ReactorKey key = { reactor->context, reactor->priority };
@@ -259,9 +267,11 @@ _lsock_reactor_unref (LsockReactor *reactor)
           if (g_hash_table_lookup (registry, &key) == reactor)
             g_hash_table_remove (registry, &key);
           g_source_destroy (&reactor->source);
+          context = g_steal_pointer (&reactor->context);
         }
       G_UNLOCK (registry);
     }
+  g_clear_pointer (&context, g_main_context_unref);
   g_source_unref (&reactor->source);
 }
 
@@ -287,6 +297,9 @@ void
 _lsock_reactor_defer (LsockReactor  *reactor,
                       LsockDeferred *deferred)
 {
+  /* Once queued, @deferred may run in the context's thread and let go of
+   * the reactor before we are done here */
+  _lsock_reactor_ref (reactor);
   g_mutex_lock (&reactor->defer_lock);
   _lsock_deferred_list_push (&reactor->deferred, deferred);
   g_atomic_int_inc (&reactor->n_deferred);
@@ -296,6 +309,7 @@ _lsock_reactor_defer (LsockReactor  *reactor,
    * sleeping in poll() */
   if (!g_main_context_is_owner (reactor->context))
     g_main_context_wakeup (reactor->context);
+  _lsock_reactor_unref (reactor);
 }
 
 LsockWatch *
