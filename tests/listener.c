@@ -808,6 +808,7 @@ test_initable (void)
   g_assert_finalize_object (name);
 }
 
+
 /* ---- accept_async: the shared source ----------------------------------- */
 
 
@@ -1574,6 +1575,379 @@ run_via_rename (gconstpointer data)
 #endif
 }
 
+/* ---- the contracts of accept_async() and start() ------------------------ */
+
+typedef struct
+{
+  GAsyncResult *kept;
+  guint         n_calls;
+} KeptResult;
+
+static void
+keep_accept_result_cb (GObject      *source,
+                       GAsyncResult *result,
+                       gpointer      user_data)
+{
+  KeptResult *kept = user_data;
+
+  kept->n_calls++;
+  /* What an earlier callback set on its result is not here */
+  g_assert_null (g_object_get_data (G_OBJECT (result), "lsock-test"));
+  g_object_set_data (G_OBJECT (result), "lsock-test", kept);
+  g_assert_null (kept->kept);
+  kept->kept = g_object_ref (result);
+}
+
+static void
+count_finalized_cb (gpointer  data,
+                    GObject  *where_the_object_was)
+{
+  (*(int *) data)++;
+}
+
+/* Marks its result and lets go of it: the mark must not be seen again,
+ * and the result must be finalized once the callback returns */
+static void
+mark_and_drop_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  int *finalized = user_data;
+  g_autoptr(GError) error = NULL;
+  LsockStream *stream;
+
+  g_assert_null (g_object_get_data (G_OBJECT (result), "lsock-test-mark"));
+  g_object_set_data (G_OBJECT (result), "lsock-test-mark", finalized);
+  g_object_weak_ref (G_OBJECT (result), count_finalized_cb, finalized);
+  stream = lsock_listener_accept_finish (LSOCK_LISTENER (source), result, &error);
+  g_assert_no_error (error);
+  g_object_set_data_full (G_OBJECT (source), "lsock-test-stream", stream, g_object_unref);
+}
+
+/* Each accept gets a new result (a GTask, so bindings see Gio.Task): its
+ * data, source object and user data are its own while the caller keeps
+ * it, it is finalized when let go, and _finish() refuses another
+ * listener's result */
+static void
+test_accept_async_results_fresh (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockName *other_name = lsock_test_namespaced_name ();
+  LsockListener *listener = lsock_listener_new (name, &error);
+  LsockListener *other = lsock_listener_new (other_name, &error);
+  KeptResult first = { 0 };
+  KeptResult second = { 0 };
+  LsockStream *clients[2];
+  LsockStream *servers[2];
+  GObject *source;
+  int finalized = 0;
+
+  g_assert_no_error (error);
+
+  /* Results the callback does not keep are finalized, not reused */
+  for (int round = 1; round <= 3; round++)
+    {
+      LsockStream *client;
+
+      lsock_listener_accept_async (listener, NULL, mark_and_drop_cb, &finalized);
+      client = connect_tagged (name, 'z');
+      lsock_test_wait_until (g_object_get_data (G_OBJECT (listener), "lsock-test-stream") != NULL);
+      lsock_test_drain_main_context ();
+      g_assert_cmpint (finalized, ==, round);
+      g_object_set_data (G_OBJECT (listener), "lsock-test-stream", NULL);
+      lsock_test_close_and_finalize_stream (&client);
+    }
+  finalized = 0;
+
+  lsock_listener_accept_async (listener, NULL, keep_accept_result_cb, &first);
+  clients[0] = connect_tagged (name, 'a');
+  lsock_test_wait_until (first.kept != NULL);
+  lsock_listener_accept_async (listener, NULL, keep_accept_result_cb, &second);
+  clients[1] = connect_tagged (name, 'b');
+  lsock_test_wait_until (second.kept != NULL);
+
+  g_assert_true (first.kept != second.kept);
+  g_assert_true (G_IS_TASK (first.kept));
+  g_assert_true (g_object_get_data (G_OBJECT (first.kept), "lsock-test") == &first);
+  g_assert_true (g_object_get_data (G_OBJECT (second.kept), "lsock-test") == &second);
+  source = g_async_result_get_source_object (first.kept);
+  g_assert_true (source == G_OBJECT (listener));
+  g_object_unref (source);
+  g_assert_true (g_async_result_get_user_data (first.kept) == &first);
+  g_assert_true (g_async_result_is_tagged (first.kept, lsock_listener_accept_async));
+
+  /* Finished late, in any order */
+  servers[1] = lsock_listener_accept_finish (listener, second.kept, &error);
+  g_assert_no_error (error);
+  assert_peers (servers[1], clients[1], 'b');
+
+  /* Another listener's result is a programmer error */
+  g_test_expect_message ("Lsock", G_LOG_LEVEL_CRITICAL, "*assertion*failed*");
+  g_assert_null (lsock_listener_accept_finish (other, first.kept, &error));
+  g_test_assert_expected_messages ();
+  g_assert_no_error (error);
+
+  servers[0] = lsock_listener_accept_finish (listener, first.kept, &error);
+  g_assert_no_error (error);
+  assert_peers (servers[0], clients[0], 'a');
+
+  g_object_weak_ref (G_OBJECT (first.kept), count_finalized_cb, &finalized);
+  g_object_weak_ref (G_OBJECT (second.kept), count_finalized_cb, &finalized);
+  g_clear_object (&first.kept);
+  g_clear_object (&second.kept);
+  g_assert_cmpint (finalized, ==, 2);
+  g_assert_cmpuint (first.n_calls, ==, 1);
+  g_assert_cmpuint (second.n_calls, ==, 1);
+
+  for (guint i = 0; i < 2; i++)
+    {
+      lsock_test_close_and_finalize_stream (&clients[i]);
+      lsock_test_close_and_finalize_stream (&servers[i]);
+    }
+  lsock_test_close_and_finalize_listener (&listener);
+  lsock_test_close_and_finalize_listener (&other);
+  g_assert_finalize_object (name);
+  g_assert_finalize_object (other_name);
+}
+
+typedef struct
+{
+  GMainContext  *context;
+  LsockListener *listener;
+  guint          n_waits;
+  guint          n_accepted;
+  guint          n_closed;
+  guint          n_done;
+  GPtrArray     *streams;
+} MoreThanPeers;
+
+static void
+more_than_peers_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  MoreThanPeers *m = user_data;
+  g_autoptr(GError) error = NULL;
+  LsockStream *stream = lsock_listener_accept_finish (m->listener, result, &error);
+
+  g_assert_true (g_main_context_get_thread_default () == m->context ||
+                 (m->context == g_main_context_default () &&
+                  g_main_context_get_thread_default () == NULL));
+  if (stream != NULL)
+    {
+      g_ptr_array_add (m->streams, stream);
+      g_atomic_int_inc (&m->n_accepted);
+    }
+  else
+    {
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+      g_atomic_int_inc (&m->n_closed);
+    }
+  g_atomic_int_inc (&m->n_done);
+}
+
+static gpointer
+more_than_peers_thread (gpointer data)
+{
+  MoreThanPeers *m = data;
+  GCancellable *cancellable = g_cancellable_new ();
+
+  g_main_context_push_thread_default (m->context);
+  lsock_listener_accept_async (m->listener, NULL, more_than_peers_cb, m);
+  lsock_listener_accept_async (m->listener, cancellable, more_than_peers_cb, m);
+  while ((guint) g_atomic_int_get (&m->n_done) < m->n_waits)
+    g_main_context_iteration (m->context, TRUE);
+  g_main_context_pop_thread_default (m->context);
+  g_object_unref (cancellable);
+  return NULL;
+}
+
+/* More accepts waiting than peers (GLib's GSocketListener bug #3739): from
+ * two contexts, with and without cancellables, none of them blocks its
+ * thread, the peers that come are each taken once, and close() ends the
+ * rest */
+static void
+test_accept_async_more_than_peers (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  GCancellable *cancellable = g_cancellable_new ();
+  MoreThanPeers here = { 0 };
+  MoreThanPeers there = { 0 };
+  LsockStream *clients[3];
+  GThread *thread;
+  gboolean ticked = FALSE;
+  guint tick_id;
+
+  here.listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+  here.context = g_main_context_default ();
+  here.n_waits = 4;
+  here.streams = g_ptr_array_new_with_free_func (g_object_unref);
+  there.listener = here.listener;
+  there.context = g_main_context_new ();
+  there.n_waits = 2;
+  there.streams = g_ptr_array_new_with_free_func (g_object_unref);
+
+  for (guint i = 0; i < 4; i++)
+    lsock_listener_accept_async (here.listener, i % 2 ? cancellable : NULL,
+                                 more_than_peers_cb, &here);
+  thread = g_thread_new ("accepts", more_than_peers_thread, &there);
+
+  for (guint i = 0; i < 3; i++)
+    clients[i] = connect_tagged (name, 'a' + i);
+  g_assert_true (lsock_test_wait_bounded (g_atomic_int_get (&here.n_accepted) +
+                                          g_atomic_int_get (&there.n_accepted) == 3, 10000));
+
+  /* Nobody blocks: this thread's context still runs its timers, and the
+   * other thread is still iterating (it would not be, stuck in accept()) */
+  tick_id = g_timeout_add (1, lsock_test_set_flag, &ticked);
+  g_assert_true (lsock_test_wait_bounded (ticked, 10000));
+  g_source_remove (tick_id);
+  g_main_context_wakeup (there.context);
+  g_assert_cmpuint (g_atomic_int_get (&here.n_done) + g_atomic_int_get (&there.n_done), ==, 3);
+
+  lsock_listener_close (here.listener);
+  g_assert_true (lsock_test_wait_bounded (g_atomic_int_get (&here.n_done) == 4, 10000));
+  g_thread_join (thread);
+  g_assert_cmpuint (here.n_closed + there.n_closed, ==, 3);
+  g_assert_cmpuint (here.streams->len + there.streams->len, ==, 3);
+
+  g_ptr_array_unref (here.streams);
+  g_ptr_array_unref (there.streams);
+  for (guint i = 0; i < 3; i++)
+    lsock_test_close_and_finalize_stream (&clients[i]);
+  lsock_test_drain_main_context ();
+  while (g_main_context_iteration (there.context, FALSE));
+  g_main_context_unref (there.context);
+  g_assert_finalize_object (here.listener);
+  g_assert_finalize_object (cancellable);
+  g_assert_finalize_object (name);
+}
+
+typedef struct
+{
+  GPtrArray     *streams;
+  LsockListener *listener;  /* weak */
+  gboolean       stop_now;
+} Served;
+
+static gboolean
+serve_cb (LsockListener *listener,
+          LsockStream   *stream,
+          gpointer       user_data)
+{
+  Served *served = user_data;
+
+  g_ptr_array_add (served->streams, g_object_ref (stream));
+  if (served->stop_now)
+    lsock_listener_stop (listener);
+  return TRUE;
+}
+
+static void
+count_notify_cb (GObject    *object,
+                 GParamSpec *pspec,
+                 gpointer    data)
+{
+  (*(int *) data)++;
+}
+
+/* A started listener keeps itself alive, as a GSocketService does (what
+ * a binding's dropped wrapper relies on), until stop() */
+static void
+test_start_keeps_alive (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *listener = lsock_listener_new (name, &error);
+  Served served = { 0 };
+  int n_notify = 0;
+  LsockStream *clients[2];
+  gboolean active;
+
+  g_assert_no_error (error);
+  served.streams = g_ptr_array_new_with_free_func (g_object_unref);
+  g_signal_connect (listener, "incoming", G_CALLBACK (serve_cb), &served);
+  g_signal_connect (listener, "notify::active", G_CALLBACK (count_notify_cb), &n_notify);
+
+  g_assert_false (lsock_listener_is_active (listener));
+  lsock_listener_start (listener);
+  g_object_get (listener, "active", &active, NULL);
+  g_assert_true (active);
+  g_assert_cmpint (n_notify, ==, 1);
+
+  served.listener = listener;
+  g_object_add_weak_pointer (G_OBJECT (listener), (gpointer *) &served.listener);
+  g_object_unref (listener);
+  g_assert_nonnull (served.listener);
+
+  clients[0] = connect_tagged (name, 'a');
+  g_assert_true (lsock_test_wait_bounded (served.streams->len == 1, 10000));
+  assert_peers (g_ptr_array_index (served.streams, 0), clients[0], 'a');
+
+  /* The next peer's handler stops the service: the listener goes */
+  served.stop_now = TRUE;
+  clients[1] = connect_tagged (name, 'b');
+  g_assert_true (lsock_test_wait_bounded (served.streams->len == 2, 10000));
+  lsock_test_drain_main_context ();
+  g_assert_null (served.listener);
+  assert_peers (g_ptr_array_index (served.streams, 1), clients[1], 'b');
+
+  g_ptr_array_unref (served.streams);
+  for (guint i = 0; i < 2; i++)
+    lsock_test_close_and_finalize_stream (&clients[i]);
+  g_assert_finalize_object (name);
+}
+
+/* close() ends the service too, and drops what start() took */
+static void
+test_close_stops_service (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *listener = lsock_listener_new (name, &error);
+  int n_notify = 0;
+
+  g_assert_no_error (error);
+  g_signal_connect (listener, "notify::active", G_CALLBACK (count_notify_cb), &n_notify);
+  lsock_listener_start (listener);
+  lsock_listener_start (listener);
+  g_assert_cmpint (n_notify, ==, 1);
+  lsock_listener_close (listener);
+  g_assert_false (lsock_listener_is_active (listener));
+  g_assert_cmpint (n_notify, ==, 2);
+  /* Closed: start() does nothing */
+  lsock_listener_start (listener);
+  g_assert_false (lsock_listener_is_active (listener));
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
+/* Made without a name and without init: clear errors, no criticals but
+ * for start(), which cannot report one */
+static void
+test_initable_no_name (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockListener *listener = g_object_new (LSOCK_TYPE_LISTENER, NULL);
+
+  g_assert_false (g_initable_init (G_INITABLE (listener), NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_null (lsock_listener_accept (listener, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED);
+  g_clear_error (&error);
+
+  g_test_expect_message ("Lsock", G_LOG_LEVEL_CRITICAL, "*not initialised*");
+  lsock_listener_start (listener);
+  g_test_assert_expected_messages ();
+  g_assert_false (lsock_listener_is_active (listener));
+  g_assert_finalize_object (listener);
+}
+
+
 int
 main (int   argc,
       char *argv[])
@@ -1635,6 +2009,11 @@ main (int   argc,
   g_test_add_func ("/lsock/listener/accept-async/finalize-idle", test_accept_async_finalize_idle);
   g_test_add_func ("/lsock/listener/accept-async/with-sync-accept", test_accept_async_with_sync_accept);
   g_test_add_func ("/lsock/listener/emfile", test_emfile);
+  g_test_add_func ("/lsock/listener/initable/no-name", test_initable_no_name);
+  g_test_add_func ("/lsock/listener/accept-async/results-fresh", test_accept_async_results_fresh);
+  g_test_add_func ("/lsock/listener/accept-async/more-than-peers", test_accept_async_more_than_peers);
+  g_test_add_func ("/lsock/listener/start/keeps-alive", test_start_keeps_alive);
+  g_test_add_func ("/lsock/listener/start/close-stops", test_close_stops_service);
 
   ret = g_test_run ();
   lsock_test_cleanup_dirs ();

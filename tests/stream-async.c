@@ -495,11 +495,36 @@ keep_result_cb (GObject      *source,
   log->kept = g_object_ref (result);
 }
 
+
 static void
 weak_notify_cb (gpointer  data,
                 GObject  *where_the_object_was)
 {
   (*(int *) data)++;
+}
+
+typedef struct
+{
+  int      finalized;
+  gboolean done;
+} MarkLog;
+
+/* Marks its result and lets go of it: the mark must not be seen again,
+ * and the result must be finalized once the callback returns */
+static void
+mark_and_drop_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  MarkLog *log = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_null (g_object_get_data (G_OBJECT (result), "lsock-test-mark"));
+  g_object_set_data (G_OBJECT (result), "lsock-test-mark", log);
+  g_object_weak_ref (G_OBJECT (result), weak_notify_cb, &log->finalized);
+  g_assert_cmpint (g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error), ==, 1);
+  g_assert_no_error (error);
+  log->done = TRUE;
 }
 
 /* Each read gets a new result, whose source object and user data stay
@@ -520,6 +545,19 @@ test_results_fresh (gconstpointer data)
   if (skip_unless_reactor (kind))
     return;
   pair_open (&pair);
+
+  /* Results the callback does not keep are finalized, not reused */
+  for (int round = 1; round <= 3; round++)
+    {
+      MarkLog mark = { 0 };
+
+      g_input_stream_read_async (in_of (pair.server), buf, sizeof buf, G_PRIORITY_DEFAULT, NULL,
+                                 mark_and_drop_cb, &mark);
+      send_all (pair.client, "m", 1);
+      g_assert_true (lsock_test_wait_bounded (mark.done, HANG_MS));
+      lsock_test_drain_main_context ();
+      g_assert_cmpint (mark.finalized, ==, 1);
+    }
 
   g_input_stream_read_async (in_of (pair.server), buf, sizeof buf, G_PRIORITY_DEFAULT, NULL,
                              keep_result_cb, &first);
