@@ -17,7 +17,7 @@ import Lsock from 'gi://Lsock?version=1.0';
 import System from 'system';
 
 // Promise-returning versions of the *_async/*_finish pairs
-Gio._promisify(Lsock.Stream, 'connect_async', 'connect_finish');
+Gio._promisify(Lsock.Stream, 'connect_to_async', 'connect_to_finish');
 Gio._promisify(Gio.OutputStream.prototype, 'write_bytes_async');
 Gio._promisify(Gio.OutputStream.prototype, 'splice_async');
 
@@ -26,7 +26,7 @@ const LINES = ['Hello from GJS', 'Local sockets, one API'];
 async function run(nameString) {
     // "lsock-demo" is a generic name: an abstract socket on Linux
     const name = Lsock.Name.parse(nameString);
-    const stream = await Lsock.Stream.connect_async(name, null);
+    const stream = await Lsock.Stream.connect_to_async(name, null);
 
     const sent = LINES.map(line => `${line}\n`).join('');
     const bytes = new TextEncoder().encode(sent);

@@ -26,7 +26,7 @@ LINES = [
 def main(argv):
     # "lsock-demo" is a generic name: an abstract socket on Linux
     name = Lsock.Name.parse(argv[1] if len(argv) > 1 else "lsock-demo")
-    stream = Lsock.Stream.connect(name, None)
+    stream = Lsock.Stream.connect_to(name, None)
 
     sent = "".join(line + "\n" for line in LINES).encode()
     stream.get_output_stream().write_bytes(GLib.Bytes.new(sent), None)

@@ -14,7 +14,7 @@ const string[] LINES = {
 
 async bool run (string name_string) throws Error {
   var name = new Lsock.Name.parse (name_string);
-  var stream = yield Lsock.Stream.connect_async (name, null);
+  var stream = yield Lsock.Stream.connect_to_async (name, null);
 
   var sent = new StringBuilder ();
   foreach (unowned string line in LINES) {

@@ -167,7 +167,10 @@ lsock_name_get_property (GObject    *object,
       break;
 
     case PROP_NAME:
-      g_value_set_string (value, self->name);
+      if (g_utf8_validate (self->name, -1, NULL))
+        g_value_set_string (value, self->name);
+      else
+        g_value_take_string (value, g_utf8_make_valid (self->name, -1));
       break;
 
     default:
@@ -202,7 +205,12 @@ lsock_name_class_init (LsockNameClass *klass)
   /**
    * LsockName:name:
    *
-   * The path of a path name, or a namespaced name without its `@`.
+   * The path of a path name, or a namespaced name without its leading
+   * at sign, as UTF-8. A path need not be UTF-8: then its bytes that are
+   * not are replaced here by U+FFFD, so that bindings can always read the
+   * property. [method@Lsock.Name.get_name] gives the exact bytes (a file
+   * name in bindings: in Python a `str` that round-trips them, as
+   * `os.fsdecode()` does).
    *
    * Since: 1.0
    */

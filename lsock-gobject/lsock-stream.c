@@ -443,12 +443,16 @@ lsock_stream_init (LsockStream *self)
 }
 
 /**
- * lsock_stream_connect:
+ * lsock_stream_connect: (rename-to lsock_stream_connect_to)
  * @name: the name to connect to
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
  *
  * Connects to the listener at @name, blocking until it is connected.
+ *
+ * Bindings call it `Lsock.Stream.connect_to()`: a `connect()` would hide
+ * the signal method of every object (`GObject.Object.connect()` in
+ * Python).
  *
  * Fails with %G_IO_ERROR_NOT_FOUND when nobody listens at @name,
  * %G_IO_ERROR_CONNECTION_REFUSED when a socket file exists but nobody listens
@@ -479,7 +483,7 @@ lsock_stream_connect (LsockName     *name,
 }
 
 /**
- * lsock_stream_connect_async:
+ * lsock_stream_connect_async: (rename-to lsock_stream_connect_to_async)
  * @name: the name to connect to
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async) (closure user_data): called when the connection is made or has failed
@@ -489,6 +493,8 @@ lsock_stream_connect (LsockName     *name,
  * watched from the thread-default main context of the calling thread, where
  * @callback is called. Call [func@Lsock.Stream.connect_finish] there to get
  * the stream.
+ *
+ * Bindings call it `Lsock.Stream.connect_to_async()`.
  *
  * Since: 1.0
  */
@@ -516,11 +522,12 @@ lsock_stream_connect_async (LsockName           *name,
 }
 
 /**
- * lsock_stream_connect_finish:
+ * lsock_stream_connect_finish: (rename-to lsock_stream_connect_to_finish)
  * @result: the result passed to the callback of [func@Lsock.Stream.connect_async]
  * @error: return location for a #GError
  *
  * Finishes a connection started with [func@Lsock.Stream.connect_async].
+ * Bindings call it `Lsock.Stream.connect_to_finish()`.
  *
  * Returns: (transfer full): a connected stream
  *
@@ -540,6 +547,68 @@ lsock_stream_connect_finish (GAsyncResult  *result,
   if (stream == NULL && error != NULL)
     _lsock_name_cancelled_error (g_object_get_data (G_OBJECT (result), "lsock-name"), *error);
   return stream;
+}
+
+/* The names bindings see lsock_stream_connect() and friends by (see
+ * their "rename-to"): aliases, so that a GIR name can differ from the
+ * C name */
+
+/**
+ * lsock_stream_connect_to:
+ * @name: the name to connect to
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * The same as [func@Lsock.Stream.connect].
+ *
+ * Returns: (transfer full): a connected stream
+ *
+ * Since: 1.0
+ */
+LsockStream *
+lsock_stream_connect_to (LsockName     *name,
+                         GCancellable  *cancellable,
+                         GError       **error)
+{
+  return lsock_stream_connect (name, cancellable, error);
+}
+
+/**
+ * lsock_stream_connect_to_async:
+ * @name: the name to connect to
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async) (closure user_data): called when the connection is made or has failed
+ * @user_data: data for @callback
+ *
+ * The same as [func@Lsock.Stream.connect_async].
+ *
+ * Since: 1.0
+ */
+void
+lsock_stream_connect_to_async (LsockName           *name,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  lsock_stream_connect_async (name, cancellable, callback, user_data);
+}
+
+/**
+ * lsock_stream_connect_to_finish:
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * The same as [func@Lsock.Stream.connect_finish].
+ *
+ * Returns: (transfer full): a connected stream
+ *
+ * Since: 1.0
+ */
+LsockStream *
+lsock_stream_connect_to_finish (GAsyncResult  *result,
+                                GError       **error)
+{
+  return lsock_stream_connect_finish (result, error);
 }
 
 /**

@@ -27,6 +27,20 @@ LSOCK_AVAILABLE_IN_ALL
 LsockStream   *lsock_stream_connect_finish       (GAsyncResult         *result,
                                                   GError              **error);
 
+/* What bindings see as connect_to*(): use the names above in C */
+LSOCK_AVAILABLE_IN_ALL
+LsockStream   *lsock_stream_connect_to           (LsockName            *name,
+                                                  GCancellable         *cancellable,
+                                                  GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+void           lsock_stream_connect_to_async     (LsockName            *name,
+                                                  GCancellable         *cancellable,
+                                                  GAsyncReadyCallback   callback,
+                                                  gpointer              user_data);
+LSOCK_AVAILABLE_IN_ALL
+LsockStream   *lsock_stream_connect_to_finish    (GAsyncResult         *result,
+                                                  GError              **error);
+
 LSOCK_AVAILABLE_IN_ALL
 LsockName     *lsock_stream_get_name             (LsockStream          *self);
 LSOCK_AVAILABLE_IN_ALL

@@ -123,7 +123,7 @@ def client_socket(name, chunk, total):
 
 
 def client_lsock(name, chunk, total):
-    stream = Lsock.Stream.connect(Lsock.Name.parse('@' + name), None)
+    stream = Lsock.Stream.connect_to(Lsock.Name.parse('@' + name), None)
     out = stream.get_output_stream()
     buf = GLib.Bytes.new(b'x' * chunk)
     write_bytes = out.write_bytes
@@ -172,7 +172,7 @@ def call_overhead(pin_cpu, n=20000):
     pin(pin_cpu)
     name = unique_name()
     listener = Lsock.Listener.new(Lsock.Name.parse('@' + name))
-    client = Lsock.Stream.connect(Lsock.Name.parse('@' + name), None)
+    client = Lsock.Stream.connect_to(Lsock.Name.parse('@' + name), None)
     server = listener.accept(None)
     write_bytes = client.get_output_stream().write_bytes
     read_bytes = server.get_input_stream().read_bytes

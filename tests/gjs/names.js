@@ -52,7 +52,7 @@ function invalid() {
 function syncRoundTrip(name) {
     const listener = Lsock.Listener.new(name);
     assert(listener.name.equal(name), 'listener name property');
-    const client = Lsock.Stream.connect(name, null);
+    const client = Lsock.Stream.connect_to(name, null);
     const server = listener.accept(null);
     const msg = new TextEncoder().encode('sync from gjs');
     client.get_output_stream().write_bytes(new GLib.Bytes(msg), null);

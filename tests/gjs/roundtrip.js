@@ -2,7 +2,7 @@
 //
 // An asynchronous round trip through the typelib from GJS: a listener
 // started with start() whose "incoming" handler echoes with async reads and
-// writes, clients made with Lsock.Stream.connect_async, every byte checked;
+// writes, clients made with Lsock.Stream.connect_to_async, every byte checked;
 // accept_async; and the failure paths NOT_FOUND and INVALID_ARGUMENT.
 //
 // Run: gjs -m roundtrip.js (GI_TYPELIB_PATH / LD_LIBRARY_PATH set by meson)
@@ -126,9 +126,9 @@ async function failures(dir) {
     assertIOError(err, [Gio.IOErrorEnum.NOT_FOUND], 'connect_async to a missing name');
     assert(err.message.includes(missing.to_string()), `the name is in "${err.message}"`);
 
-    assertThrowsIOError(() => Lsock.Stream.connect(missing, null),
+    assertThrowsIOError(() => Lsock.Stream.connect_to(missing, null),
         [Gio.IOErrorEnum.NOT_FOUND], 'connect to a missing name');
-    assertThrowsIOError(() => Lsock.Stream.connect(Lsock.Name.parse(`${dir}/nothing`), null),
+    assertThrowsIOError(() => Lsock.Stream.connect_to(Lsock.Name.parse(`${dir}/nothing`), null),
         [Gio.IOErrorEnum.NOT_FOUND], 'connect to a missing path');
     assertThrowsIOError(() => Lsock.Name.parse(''),
         [Gio.IOErrorEnum.INVALID_ARGUMENT], 'an empty name');

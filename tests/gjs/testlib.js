@@ -100,9 +100,9 @@ export function concat(chunks) {
 
 export function connectAsync(name, cancellable = null) {
     return new Promise((resolve, reject) => {
-        Lsock.Stream.connect_async(name, cancellable, (source, res) => {
+        Lsock.Stream.connect_to_async(name, cancellable, (source, res) => {
             try {
-                resolve(Lsock.Stream.connect_finish(res));
+                resolve(Lsock.Stream.connect_to_finish(res));
             } catch (e) {
                 reject(e);
             }

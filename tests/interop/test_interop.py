@@ -257,7 +257,7 @@ def lsock_connect_retry(name, proc=None):
     deadline = time.monotonic() + TIMEOUT
     while True:
         try:
-            return Lsock.Stream.connect(name, None)
+            return Lsock.Stream.connect_to(name, None)
         except GLib.Error as e:
             if not (e.matches(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_FOUND) or
                     e.matches(Gio.io_error_quark(), Gio.IOErrorEnum.CONNECTION_REFUSED)):
@@ -477,7 +477,7 @@ def test_lsock_client_does_not_reach_padded_python_server():
         s.bind(padded)
         s.listen(1)
         with pytest.raises(GLib.Error) as exc:
-            Lsock.Stream.connect(Lsock.Name.parse('@' + name), None)
+            Lsock.Stream.connect_to(Lsock.Name.parse('@' + name), None)
         assert exc.value.matches(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_FOUND), \
             exc.value.message
 

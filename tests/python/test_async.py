@@ -9,8 +9,10 @@ import os
 import threading
 
 
+import pytest
+
 from conftest import (Gio, GLib, Lsock, Worker, assert_io_error,
-                      run_until, unique)
+                      run_until, unique, write_all)
 
 PRIO = GLib.PRIORITY_DEFAULT
 CHUNK = 65536
@@ -92,11 +94,11 @@ class EchoClient:
         self.stream = None
         self.done = False
         self.written = 0
-        Lsock.Stream.connect_async(name, None, self.f.wrap(self._connected))
+        Lsock.Stream.connect_to_async(name, None, self.f.wrap(self._connected))
 
     def _connected(self, source, result):
         assert source is None
-        self.stream = Lsock.Stream.connect_finish(result)
+        self.stream = Lsock.Stream.connect_to_finish(result)
         assert self.stream.get_name().equal(self.name)
         self._write()
         self.stream.get_input_stream().read_bytes_async(
@@ -201,8 +203,8 @@ def test_incoming_in_the_context_of_the_thread_that_started(any_name):
     worker.start()
     assert started.wait(20)
     try:
-        c1 = Lsock.Stream.connect(any_name, None)
-        c2 = Lsock.Stream.connect(any_name, None)
+        c1 = Lsock.Stream.connect_to(any_name, None)
+        c2 = Lsock.Stream.connect_to(any_name, None)
         tid = worker.join_result()
     finally:
         stop.set()
@@ -223,7 +225,7 @@ def test_incoming_unhandled_stream_is_closed(any_name, main_context):
     calls = []
     listener.connect('incoming', lambda lst, s: calls.append(True) or False)
     listener.start()
-    client = Lsock.Stream.connect(any_name, None)
+    client = Lsock.Stream.connect_to(any_name, None)
     run_until(lambda: calls, what='incoming')
     gc.collect()
     client.set_timeout(20_000)
@@ -237,12 +239,12 @@ def test_stop_and_restart(any_name, main_context):
     incoming = []
     listener.connect('incoming', lambda lst, s: incoming.append(s) or True)
     listener.start()
-    c1 = Lsock.Stream.connect(any_name, None)
+    c1 = Lsock.Stream.connect_to(any_name, None)
     run_until(lambda: len(incoming) == 1, what='first incoming')
     listener.stop()
     assert not listener.is_active()
     # While stopped, a peer waits in the backlog and is not emitted
-    c2 = Lsock.Stream.connect(any_name, None)
+    c2 = Lsock.Stream.connect_to(any_name, None)
     while main_context.iteration(False):
         pass
     assert len(incoming) == 1
@@ -252,7 +254,7 @@ def test_stop_and_restart(any_name, main_context):
     assert s2.get_input_stream().read_bytes(1, None).get_data() == b'2'
     # start() again: emitted again
     listener.start()
-    c3 = Lsock.Stream.connect(any_name, None)
+    c3 = Lsock.Stream.connect_to(any_name, None)
     run_until(lambda: len(incoming) == 2, what='incoming after restart')
     for s in (c1, c2, c3, s2, *incoming):
         s.close(None)
@@ -270,10 +272,10 @@ def test_accept_async_and_connect_async(any_name, main_context):
         res['server'] = lst.accept_finish(result)
 
     def connected(source, result):
-        res['client'] = Lsock.Stream.connect_finish(result)
+        res['client'] = Lsock.Stream.connect_to_finish(result)
 
     listener.accept_async(None, failures.wrap(accepted))
-    Lsock.Stream.connect_async(any_name, None, failures.wrap(connected))
+    Lsock.Stream.connect_to_async(any_name, None, failures.wrap(connected))
     run_until(lambda: failures.errors or len(res) == 2, what='accept and connect')
     failures.check()
     server, client = res['server'], res['client']
@@ -315,7 +317,7 @@ def test_accept_async_and_connect_async(any_name, main_context):
 def test_accept_async_queued_peer(any_name, main_context):
     """A peer that connected before accept_async is accepted at once."""
     listener = Lsock.Listener.new(any_name)
-    client = Lsock.Stream.connect(any_name, None)
+    client = Lsock.Stream.connect_to(any_name, None)
     res = []
     listener.accept_async(None, lambda lst, r: res.append(lst.accept_finish(r)))
     run_until(lambda: res, what='accept_async')
@@ -349,7 +351,7 @@ def test_cancel_pending_accept_async(any_name, main_context):
 
     # The listener is still usable; the cancelled accept took no peer
     listener.accept_async(None, done)
-    client = Lsock.Stream.connect(any_name, None)
+    client = Lsock.Stream.connect_to(any_name, None)
     run_until(lambda: len(results) == 2, what='the second accept')
     assert isinstance(results[1], Lsock.Stream)
     results[1].close(None)
@@ -401,17 +403,17 @@ def test_connect_async_errors(tmpdir_private, main_context):
 
     def done(source, result):
         try:
-            results.append(Lsock.Stream.connect_finish(result))
+            results.append(Lsock.Stream.connect_to_finish(result))
         except GLib.Error as e:
             results.append(e)
 
-    Lsock.Stream.connect_async(Lsock.Name.parse('@' + unique('missing')), None, done)
-    Lsock.Stream.connect_async(Lsock.Name.parse(os.path.join(tmpdir_private, 'no')),
+    Lsock.Stream.connect_to_async(Lsock.Name.parse('@' + unique('missing')), None, done)
+    Lsock.Stream.connect_to_async(Lsock.Name.parse(os.path.join(tmpdir_private, 'no')),
                                None, done)
     cancellable = Gio.Cancellable()
     cancellable.cancel()
     listener = Lsock.Listener.new(Lsock.Name.parse('@' + unique('live')))
-    Lsock.Stream.connect_async(listener.get_name(), cancellable, done)
+    Lsock.Stream.connect_to_async(listener.get_name(), cancellable, done)
     run_until(lambda: len(results) == 3, what='three connects')
     assert_io_error(results[0], Gio.IOErrorEnum.NOT_FOUND)
     assert_io_error(results[1], Gio.IOErrorEnum.NOT_FOUND)
@@ -421,7 +423,7 @@ def test_connect_async_errors(tmpdir_private, main_context):
 
 def test_async_read_timeout(any_name, main_context):
     listener = Lsock.Listener.new(any_name)
-    client = Lsock.Stream.connect(any_name, None)
+    client = Lsock.Stream.connect_to(any_name, None)
     server = listener.accept(None)
     server.set_timeout(50)
     results = []
@@ -447,7 +449,7 @@ def test_async_read_timeout(any_name, main_context):
 
 def test_cancel_async_read(any_name, main_context):
     listener = Lsock.Listener.new(any_name)
-    client = Lsock.Stream.connect(any_name, None)
+    client = Lsock.Stream.connect_to(any_name, None)
     server = listener.accept(None)
     cancellable = Gio.Cancellable()
     results = []
@@ -469,7 +471,7 @@ def test_cancel_async_read(any_name, main_context):
 
 def test_pollable_source(any_name, main_context):
     listener = Lsock.Listener.new(any_name)
-    client = Lsock.Stream.connect(any_name, None)
+    client = Lsock.Stream.connect_to(any_name, None)
     server = listener.accept(None)
     istream = server.get_input_stream()
     assert not istream.is_readable()
@@ -495,3 +497,51 @@ def test_pollable_source(any_name, main_context):
     client.close(None)
     server.close(None)
     listener.close()
+
+
+def test_accept_results_are_fresh_tasks(any_name, main_context):
+    """Each accept reports with a new Gio.Task (no private class shows),
+    which keeps its source object while Python keeps it."""
+    listener = Lsock.Listener.new(any_name)
+    results = []
+    for i in range(2):
+        listener.accept_async(None, lambda l, r: results.append(r))
+        client = Lsock.Stream.connect_to(any_name, None)
+        run_until(lambda: len(results) == i + 1, what='accept %d' % i)
+        client.close(None)
+    first, second = results
+    assert first is not second
+    assert type(first) is Gio.Task and type(second) is Gio.Task
+    assert first.get_source_object() == listener
+    assert listener.accept_finish(second) is not None
+    assert listener.accept_finish(first) is not None
+    listener.close()
+
+
+def test_uninitialised_listener_says_so(any_name):
+    """Made with properties but not initialised: not "closed", but plainly
+    not initialised; init() then listens, with the properties given."""
+    listener = Lsock.Listener(name=any_name, backlog=3, replace_stale=False)
+    with pytest.raises(GLib.Error) as exc:
+        listener.accept(None)
+    assert_io_error(exc, Gio.IOErrorEnum.NOT_INITIALIZED)
+    assert 'not initialised' in exc.value.message
+    assert listener.init(None)
+    assert listener.get_backlog() == 3
+    assert not listener.get_replace_stale()
+    client = Lsock.Stream.connect_to(any_name, None)
+    server = listener.accept(None)
+    write_all(client.get_output_stream(), b'ok')
+    assert server.get_input_stream().read_bytes(2, None).get_data() == b'ok'
+    client.close(None)
+    server.close(None)
+    listener.close()
+
+
+def test_listener_without_a_name(no_glib_warnings):
+    """No name: init() fails with INVALID_ARGUMENT, and nothing logs a
+    critical."""
+    listener = Lsock.Listener()
+    with pytest.raises(GLib.Error) as exc:
+        listener.init(None)
+    assert_io_error(exc, Gio.IOErrorEnum.INVALID_ARGUMENT)

@@ -26,17 +26,17 @@ def test_connect_not_found(tmpdir_private):
                  Lsock.Name.parse(os.path.join(tmpdir_private, 'missing')),
                  Lsock.Name.parse(os.path.join(tmpdir_private, 'no', 'dir'))):
         with pytest.raises(GLib.Error) as exc:
-            Lsock.Stream.connect(name, None)
+            Lsock.Stream.connect_to(name, None)
         err = assert_io_error(exc, E.NOT_FOUND)
         assert name.to_string() in err.message, err.message
 
 
 def test_connect_not_found_after_listener_closed(any_name):
     listener = Lsock.Listener.new(any_name)
-    Lsock.Stream.connect(any_name, None).close(None)
+    Lsock.Stream.connect_to(any_name, None).close(None)
     listener.close()
     with pytest.raises(GLib.Error) as exc:
-        Lsock.Stream.connect(any_name, None)
+        Lsock.Stream.connect_to(any_name, None)
     # The path listener removed its file (reclaim-name): nobody there
     assert_io_error(exc, E.NOT_FOUND)
 
@@ -50,14 +50,14 @@ def test_connect_refused_on_stale_socket_file(tmpdir_private):
     assert stat.S_ISSOCK(os.lstat(path).st_mode)
     name = Lsock.Name.parse(path)
     with pytest.raises(GLib.Error) as exc:
-        Lsock.Stream.connect(name, None)
+        Lsock.Stream.connect_to(name, None)
     err = assert_io_error(exc, E.CONNECTION_REFUSED)
     assert path in err.message, err.message
 
     # A listener replaces a stale file of ours (replace-stale, the default)
     listener = Lsock.Listener.new(name)
     assert listener.get_replace_stale()
-    client = Lsock.Stream.connect(name, None)
+    client = Lsock.Stream.connect_to(name, None)
     server = listener.accept(None)
     client.close(None)
     server.close(None)
@@ -70,7 +70,7 @@ def test_connect_refused_bound_but_not_listening(tmpdir_private):
     try:
         s.bind(path)
         with pytest.raises(GLib.Error) as exc:
-            Lsock.Stream.connect(Lsock.Name.parse(path), None)
+            Lsock.Stream.connect_to(Lsock.Name.parse(path), None)
         assert_io_error(exc, E.CONNECTION_REFUSED)
     finally:
         s.close()
@@ -85,11 +85,11 @@ def test_connect_async_refused_on_stale_socket_file(tmpdir_private, main_context
 
     def done(source, result):
         try:
-            results.append(Lsock.Stream.connect_finish(result))
+            results.append(Lsock.Stream.connect_to_finish(result))
         except GLib.Error as e:
             results.append(e)
 
-    Lsock.Stream.connect_async(Lsock.Name.parse(path), None, done)
+    Lsock.Stream.connect_to_async(Lsock.Name.parse(path), None, done)
     run_until(lambda: results, what='connect_async')
     assert_io_error(results[0], E.CONNECTION_REFUSED)
 
@@ -99,7 +99,7 @@ def test_connect_to_a_regular_file(tmpdir_private):
     with open(path, 'w') as f:
         f.write('not a socket')
     with pytest.raises(GLib.Error) as exc:
-        Lsock.Stream.connect(Lsock.Name.parse(path), None)
+        Lsock.Stream.connect_to(Lsock.Name.parse(path), None)
     # Nobody listens there: connect(2) says ECONNREFUSED for a non-socket
     assert_io_error(exc, E.CONNECTION_REFUSED, E.NOT_FOUND)
 
@@ -111,7 +111,7 @@ def test_connect_permission_denied(tmpdir_private):
     os.chmod(tmpdir_private, 0o000)
     try:
         with pytest.raises(GLib.Error) as exc:
-            Lsock.Stream.connect(Lsock.Name.parse(path), None)
+            Lsock.Stream.connect_to(Lsock.Name.parse(path), None)
         assert_io_error(exc, E.PERMISSION_DENIED)
     finally:
         os.chmod(tmpdir_private, 0o700)
@@ -151,7 +151,7 @@ def test_listen_address_in_use(any_name):
     # The live listener is untouched. (For a path, the second listener
     # probed the file with a connect, which the first one may see as a
     # peer that left at once: skip that one.)
-    client = Lsock.Stream.connect(any_name, None)
+    client = Lsock.Stream.connect_to(any_name, None)
     write_all(client.get_output_stream(), b'still mine')
     client.shutdown(False, True)
     got = []
@@ -247,7 +247,7 @@ def test_accept_on_closed_listener(any_name, main_context):
 
 def test_use_of_closed_stream(any_name):
     listener = Lsock.Listener.new(any_name)
-    client = Lsock.Stream.connect(any_name, None)
+    client = Lsock.Stream.connect_to(any_name, None)
     server = listener.accept(None)
     client.close(None)
     client.close(None)                  # twice is fine
@@ -266,7 +266,7 @@ def test_use_of_closed_stream(any_name):
 
 def test_read_after_peer_closed_is_eof(any_name):
     listener = Lsock.Listener.new(any_name)
-    client = Lsock.Stream.connect(any_name, None)
+    client = Lsock.Stream.connect_to(any_name, None)
     server = listener.accept(None)
     write_all(client.get_output_stream(), b'last words')
     client.close(None)
@@ -279,7 +279,7 @@ def test_read_after_peer_closed_is_eof(any_name):
 
 def test_write_after_peer_closed(any_name):
     listener = Lsock.Listener.new(any_name)
-    client = Lsock.Stream.connect(any_name, None)
+    client = Lsock.Stream.connect_to(any_name, None)
     server = listener.accept(None)
     server.close(None)
     out = client.get_output_stream()
@@ -303,7 +303,7 @@ _NO_SIGPIPE_CHILD = textwrap.dedent('''
     from gi.repository import GLib, Gio, Lsock
     name = Lsock.Name.parse(sys.argv[1])
     listener = Lsock.Listener.new(name)
-    client = Lsock.Stream.connect(name, None)
+    client = Lsock.Stream.connect_to(name, None)
     server = listener.accept(None)
     server.close(None)
     code = None
@@ -351,7 +351,7 @@ _AS_OTHER_USER = textwrap.dedent('''
     op, path = sys.argv[1], sys.argv[2]
     try:
         if op == 'connect':
-            Lsock.Stream.connect(Lsock.Name.parse(path), None)
+            Lsock.Stream.connect_to(Lsock.Name.parse(path), None)
         else:
             Lsock.Listener.new(Lsock.Name.parse(path))
         print('OK')

@@ -199,10 +199,22 @@ def test_names_usable_as_listener_names(tmpdir_private):
         name = Lsock.Name.parse(s)
         listener = Lsock.Listener.new(name)
         assert listener.get_name().equal(name)
-        client = Lsock.Stream.connect(Lsock.Name.parse(name.to_string()), None)
+        client = Lsock.Stream.connect_to(Lsock.Name.parse(name.to_string()), None)
         server = listener.accept(None)
         assert server.get_name().equal(name)
         assert client.get_name().equal(name)
         client.close(None)
         server.close(None)
         listener.close()
+
+
+def test_non_utf8_path_name():
+    """A path that is not UTF-8: get_name() gives its exact bytes (a file
+    name), the name property a readable form, and neither raises."""
+    raw = b'/tmp/lsock-\xff-dir/sock'
+    name = Lsock.Name.new_path(os.fsdecode(raw))
+    assert os.fsencode(name.get_name()) == raw
+    shown = name.props.name
+    assert isinstance(shown, str) and shown.endswith('-dir/sock')
+    assert '\ufffd' in shown
+    assert os.fsencode(Lsock.Name.parse(name.to_string()).get_name()) == raw
