@@ -203,3 +203,35 @@ def main_context():
         while ctx.pending() and time.monotonic() < deadline:
             ctx.iteration(False)
         ctx.pop_thread_default()
+
+
+@pytest.fixture(scope='session')
+def other_user_env():
+    """The environment for a child that runs as another user (setpriv) and
+    loads lsock through the typelib: a world-readable copy of the uninstalled
+    typelib and library, since the build may be in a directory that only we
+    can read (a checkout in /root, or in a home made 0700). Skips the test
+    when no such copy can be made."""
+    typelib_dir = os.environ.get('GI_TYPELIB_PATH', '').split(os.pathsep)[0]
+    lib_dir = os.environ.get('LD_LIBRARY_PATH', '').split(os.pathsep)[0]
+    typelib = os.path.join(typelib_dir, 'Lsock-1.0.typelib')
+    if not os.path.isfile(typelib) or not os.path.isdir(lib_dir):
+        pytest.skip('the uninstalled typelib and library were not found')
+    copy = tempfile.mkdtemp(prefix='lsock-py-other-')
+    try:
+        shutil.copy(typelib, copy)
+        for entry in os.listdir(lib_dir):
+            source = os.path.join(lib_dir, entry)
+            if entry.startswith('liblsock-gobject-1.0.so') and os.path.isfile(source):
+                shutil.copy(source, copy)
+        for entry in os.listdir(copy):
+            os.chmod(os.path.join(copy, entry), 0o644)
+        os.chmod(copy, 0o755)
+    except OSError as e:
+        shutil.rmtree(copy, ignore_errors=True)
+        pytest.skip('could not make a copy of the build another user can read: %s' % e)
+    env = dict(os.environ, GI_TYPELIB_PATH=copy, LD_LIBRARY_PATH=copy)
+    try:
+        yield env
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)

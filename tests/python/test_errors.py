@@ -360,12 +360,13 @@ _AS_OTHER_USER = textwrap.dedent('''
 ''')
 
 
-def run_as_other_user(op, path):
+def run_as_other_user(env, op, path):
     setpriv = shutil.which('setpriv')
     proc = subprocess.run([setpriv, '--reuid=65534', '--regid=65534',
                            '--clear-groups', sys.executable, '-c',
                            _AS_OTHER_USER, op, path],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60,
+                          env=env, cwd='/')
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 
@@ -376,19 +377,19 @@ needs_root_and_setpriv = pytest.mark.skipif(
 
 
 @needs_root_and_setpriv
-def test_permission_denied_as_another_user(tmpdir_private):
+def test_permission_denied_as_another_user(tmpdir_private, other_user_env):
     os.chmod(tmpdir_private, 0o755)     # others may look, not write
     path = os.path.join(tmpdir_private, 'sock')
     listener = Lsock.Listener.new(Lsock.Name.parse(path))
     try:
         # The socket file is 0600 (LSOCK_ACCESS_USER): connect is refused
-        assert run_as_other_user('connect', path) == str(int(E.PERMISSION_DENIED))
+        assert run_as_other_user(other_user_env, 'connect', path) == str(int(E.PERMISSION_DENIED))
         # The directory is not writable for that user: listen is refused
-        assert run_as_other_user('listen', os.path.join(tmpdir_private, 'other')) \
+        assert run_as_other_user(other_user_env, 'listen', os.path.join(tmpdir_private, 'other')) \
             == str(int(E.PERMISSION_DENIED))
         # A live listener of another user at the path: ADDRESS_IN_USE, and
         # the file is untouched
-        assert run_as_other_user('listen', path) in (
+        assert run_as_other_user(other_user_env, 'listen', path) in (
             str(int(E.ADDRESS_IN_USE)), str(int(E.PERMISSION_DENIED)))
         assert stat.S_ISSOCK(os.lstat(path).st_mode)
     finally:
@@ -396,7 +397,7 @@ def test_permission_denied_as_another_user(tmpdir_private):
 
 
 @needs_root_and_setpriv
-def test_stale_socket_of_another_user_is_never_replaced(tmpdir_private):
+def test_stale_socket_of_another_user_is_never_replaced(tmpdir_private, other_user_env):
     os.chmod(tmpdir_private, 0o777)     # the other user may create files
     for mode in (0o777, 0o700):
         path = os.path.join(tmpdir_private, 'stale-%o' % mode)
@@ -405,7 +406,7 @@ def test_stale_socket_of_another_user_is_never_replaced(tmpdir_private):
         s.close()
         os.chmod(path, mode)
         ino = os.lstat(path).st_ino
-        code = run_as_other_user('listen', path)
+        code = run_as_other_user(other_user_env, 'listen', path)
         # Somebody else's socket: not ours to remove, whether or not the
         # other user could tell that it is stale
         assert code in (str(int(E.ADDRESS_IN_USE)), str(int(E.PERMISSION_DENIED))), code
