@@ -6,6 +6,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 #ifndef G_OS_WIN32
+# include "lsock-reactor-private.h"
 # include <unistd.h>
 #else
 # include <process.h>
@@ -107,6 +108,15 @@ lsock_test_store_result (GObject      *source,
   g_assert_null (*out);
   *out = g_object_ref (result);
   g_main_context_wakeup (NULL);
+}
+
+void
+lsock_test_reactor_from_env (void)
+{
+#ifndef G_OS_WIN32
+  if (g_strcmp0 (g_getenv ("LSOCK_TEST_REACTOR"), "poll") == 0)
+    g_atomic_int_set (&_lsock_reactor_force_poll, 1);
+#endif
 }
 
 int

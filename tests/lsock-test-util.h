@@ -39,6 +39,10 @@ void       lsock_test_store_result   (GObject      *source,
                                       GAsyncResult *result,
                                       gpointer      user_data);
 
+/* With LSOCK_TEST_REACTOR=poll in the environment, async I/O uses the
+ * portable reactor even where epoll works (Unix; nothing elsewhere) */
+void       lsock_test_reactor_from_env (void);
+
 /* Counts the open file descriptors of this process (-1 where unknown). */
 int        lsock_test_count_fds      (void);
 

@@ -434,6 +434,7 @@ main (int   argc,
   int ret;
 
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+  lsock_test_reactor_from_env ();
 
   g_test_add_func ("/lsock/multi-client/echo/namespaced", test_namespaced);
   g_test_add_func ("/lsock/multi-client/echo/path", test_path);
