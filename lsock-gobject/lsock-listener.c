@@ -125,7 +125,9 @@ typedef struct
 typedef struct
 {
   GSource      *source;
-  GMainContext *context;        /* not owned: the source is attached to it */
+  /* A reference: a source may only be destroyed (from any thread) while
+   * its context lives */
+  GMainContext *context;
 } AcceptSource;
 
 static const char *
@@ -828,21 +830,18 @@ context_has_waits (LsockListener *self,
 }
 
 /* Takes @context's source off the list if nothing waits there any more;
- * the caller destroys it once unlocked (its destroy notify drops a
- * reference on the listener). With the lock. */
-static GSource *
+ * the caller frees it once unlocked (its destroy notify drops a reference
+ * on the listener). With the lock. */
+static AcceptSource *
 unlist_idle_accept_source (LsockListener *self,
                            GMainContext  *context)
 {
   AcceptSource *as = find_accept_source (self, context);
-  GSource *source;
 
   if (as == NULL || context_has_waits (self, context))
     return NULL;
   self->accept_sources = g_slist_remove (self->accept_sources, as);
-  source = as->source;
-  g_free (as);
-  return source;
+  return as;
 }
 
 static void
@@ -853,6 +852,16 @@ destroy_source (GSource *source)
       g_source_destroy (source);
       g_source_unref (source);
     }
+}
+
+static void
+accept_source_free (AcceptSource *as)
+{
+  if (as == NULL)
+    return;
+  destroy_source (as->source);
+  g_main_context_unref (as->context);
+  g_free (as);
 }
 
 typedef struct
@@ -879,7 +888,7 @@ accept_source_cb (gpointer user_data)
       GError *error = NULL;
       LsockStream *stream;
       AcceptWait *wait = NULL;
-      GSource *idle = NULL;
+      AcceptSource *idle = NULL;
 
       /* The oldest wait of this context is ours to serve */
       g_mutex_lock (&self->lock);
@@ -896,7 +905,7 @@ accept_source_cb (gpointer user_data)
 
       if (wait == NULL)
         {
-          destroy_source (idle);
+          accept_source_free (idle);
           return G_SOURCE_REMOVE;
         }
 
@@ -957,7 +966,7 @@ ensure_accept_source (LsockListener *self,
   data->context = context;
 
   as = g_new0 (AcceptSource, 1);
-  as->context = context;
+  as->context = g_main_context_ref (context);
   as->source = _lsock_listener_create_source_impl (self);
   g_source_set_static_name (as->source, "[lsock] accept");
   g_source_set_callback (as->source, accept_source_cb, data,
@@ -979,7 +988,7 @@ accept_cancelled_cb (GCancellable *cancellable,
   GTask *task = user_data;
   LsockListener *self = g_task_get_source_object (task);
   AcceptWait *wait = NULL;
-  GSource *idle = NULL;
+  AcceptSource *idle = NULL;
 
   g_mutex_lock (&self->lock);
   for (GList *l = self->pending.head; l != NULL; l = l->next)
@@ -992,7 +1001,7 @@ accept_cancelled_cb (GCancellable *cancellable,
       }
   g_mutex_unlock (&self->lock);
 
-  destroy_source (idle);
+  accept_source_free (idle);
   if (wait != NULL)
     accept_wait_return (wait, NULL, cancelled_error ());
   return G_SOURCE_REMOVE;
@@ -1253,31 +1262,39 @@ lsock_listener_start (LsockListener *self)
     }
 }
 
-/* Returns whether the service was running; @sources gets what the caller
- * destroys once unlocked. With the lock. */
-static gboolean
+/* What stop_locked() takes, to let go of once unlocked */
+typedef struct
+{
+  gboolean      was_active;
+  GSList       *sources;        /* to destroy */
+  GMainContext *context;        /* theirs: after them */
+} Stopped;
+
+/* Stops the service, if it runs. With the lock. */
+static void
 stop_locked (LsockListener *self,
-             GSList       **sources)
+             Stopped       *stopped)
 {
   if (self->incoming_context == NULL)
-    return FALSE;
+    return;
 
+  stopped->was_active = TRUE;
   if (self->incoming_source != NULL)
-    *sources = g_slist_prepend (*sources, g_steal_pointer (&self->incoming_source));
+    stopped->sources = g_slist_prepend (stopped->sources, g_steal_pointer (&self->incoming_source));
   if (self->backoff_source != NULL)
-    *sources = g_slist_prepend (*sources, g_steal_pointer (&self->backoff_source));
-  g_clear_pointer (&self->incoming_context, g_main_context_unref);
-  return TRUE;
+    stopped->sources = g_slist_prepend (stopped->sources, g_steal_pointer (&self->backoff_source));
+  stopped->context = g_steal_pointer (&self->incoming_context);
 }
 
-/* After stop_locked(), unlocked: the reference start() took goes last */
+/* After stop_locked(), unlocked: the sources go while their context
+ * lives, and the reference start() took goes last */
 static void
-stopped (LsockListener *self,
-         GSList        *sources,
-         gboolean       was_active)
+stopped_finish (LsockListener *self,
+                Stopped       *stopped)
 {
-  g_slist_free_full (sources, (GDestroyNotify) destroy_source);
-  if (was_active)
+  g_slist_free_full (stopped->sources, (GDestroyNotify) destroy_source);
+  g_clear_pointer (&stopped->context, g_main_context_unref);
+  if (stopped->was_active)
     {
       g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_ACTIVE]);
       g_object_unref (self);
@@ -1298,16 +1315,15 @@ stopped (LsockListener *self,
 void
 lsock_listener_stop (LsockListener *self)
 {
-  GSList *sources = NULL;
-  gboolean was_active;
+  Stopped stopped = { 0 };
 
   g_return_if_fail (LSOCK_IS_LISTENER (self));
 
   g_mutex_lock (&self->lock);
-  was_active = stop_locked (self, &sources);
+  stop_locked (self, &stopped);
   g_mutex_unlock (&self->lock);
 
-  stopped (self, sources, was_active);
+  stopped_finish (self, &stopped);
 }
 
 /**
@@ -1353,8 +1369,8 @@ void
 lsock_listener_close (LsockListener *self)
 {
   GQueue pending;
-  GSList *sources = NULL;
-  gboolean was_active;
+  GSList *accept_sources;
+  Stopped stopped = { 0 };
   AcceptWait *wait;
 
   g_return_if_fail (LSOCK_IS_LISTENER (self));
@@ -1366,24 +1382,18 @@ lsock_listener_close (LsockListener *self)
       return;
     }
   self->closed = TRUE;
-  was_active = stop_locked (self, &sources);
+  stop_locked (self, &stopped);
   pending = self->pending;
   g_queue_init (&self->pending);
-  while (self->accept_sources != NULL)
-    {
-      AcceptSource *as = self->accept_sources->data;
-
-      sources = g_slist_prepend (sources, as->source);
-      g_free (as);
-      self->accept_sources = g_slist_delete_link (self->accept_sources, self->accept_sources);
-    }
+  accept_sources = g_steal_pointer (&self->accept_sources);
   if (self->initialized)
     _lsock_listener_close_impl (self);
   g_mutex_unlock (&self->lock);
 
   while ((wait = g_queue_pop_head (&pending)) != NULL)
     accept_wait_return_closed_later (wait);
-  stopped (self, sources, was_active);
+  g_slist_free_full (accept_sources, (GDestroyNotify) accept_source_free);
+  stopped_finish (self, &stopped);
 }
 
 /**
