@@ -6,13 +6,13 @@
 #include "lsock-stream-private.h"
 #include "lsock-unix-private.h"
 #include "lsock-unix-conn-private.h"
+#include "lsock-unix-socket-file-private.h"
 #include "lsock-i18n-private.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,31 +21,40 @@
 /*
  * Binding a socket file, safely.
  *
+ * The directory is opened first, and the file is only ever touched
+ * relative to it, once known to be ours (lsock-unix-socket-file.c): no
+ * symbolic link or file swapped in by someone who can write the directory
+ * is ever followed, changed or removed.
+ *
  * On Linux, the socket is given its mode with fchmod() before bind(), and
  * Linux creates the file with the socket's mode less the umask: the file is
- * never wider than asked for, not even for a moment. It is then chmod()ed to
- * the exact mode (a umask could only have narrowed it) before listen(), so
- * nobody can connect before that.
+ * never wider than asked for, not even for a moment. It is then given the
+ * exact mode (a umask could only have narrowed it), through the file the
+ * kernel says the socket is bound to, before listen(), so nobody can
+ * connect before that.
  *
  * A socket refuses connections between bind() and listen(), which another
- * starter's probe would take for a stale file. So every bind of a path, and
- * every probe-and-replace, happens under an flock() on the directory, and
- * the bind-chmod-listen sequence completes before the lock is released: two
- * listeners racing for one name are serialised, the second finds the first
- * live, and nobody ever removes a live socket.
+ * starter's probe would take for a stale file. So every bind of a path,
+ * and every probe-and-replace, happens under a lock, and the
+ * bind-chmod-listen sequence completes before it is released: two
+ * listeners racing for one name are serialised, the second finds the
+ * first live, and nobody ever removes a live socket. The lock is a file
+ * in a directory of this user's alone: no other user can take it, and a
+ * starter waits only for starters of its own user, for a few system
+ * calls.
  *
- * If the path is taken, it is probed: lstat() says whether it is a socket and
- * whose, and a connect() says whether anybody listens. Only a stale socket of
- * our own is removed and bound again. The probe's connection reaches a live
+ * If the path is taken, it is probed: whether it is a socket and whose, and
+ * whether anybody listens on that very file. Only a stale socket of our own
+ * is removed and bound again. The probe's connection reaches a live
  * listener as a peer that closes at once: the price of asking.
  *
  * Elsewhere (macOS, the BSDs) the socket's own mode does not carry over to
  * the file. There the socket is bound at a random temporary name next to the
  * final path, given its mode and made to listen, and only then published at
- * the final path with a rename that never replaces anything (link(), which
- * fails if the path exists). A stale file of ours is replaced by an atomic
- * rename over it, under the directory lock, after probing again. The
- * socket's own address (getpeername()) is then the temporary name.
+ * the final path with a rename that never replaces anything. A stale file
+ * of ours is replaced by an atomic rename over it, under the lock, after
+ * probing again. The socket's own address (getpeername()) is then the
+ * temporary name.
  */
 
 /* Tests set this on Linux to exercise the macOS/BSD route */
@@ -55,34 +64,24 @@ int _lsock_listener_publish_by_rename = 0;
  * fd_nonblocking (atomic). */
 typedef struct
 {
-  int      fd;                 /* -1 once closed */
+  int              fd;                 /* -1 once closed */
   /* Accepts running in any thread. close() only shuts the socket down
    * while there are some (which wakes them), and the last one out closes
    * it, so that the fd number cannot be reused under them. */
-  int      accepts_in_flight;
-  int      zombie_fd;
-  /* The inode bound, for reclaim-name */
-  guint64  bound_dev;
-  guint64  bound_ino;
+  int              accepts_in_flight;
+  int              zombie_fd;
+  /* A path name's file and its directory, for reclaim-name */
+  gboolean         has_file;
+  LsockSocketFile  file;
   /* The uid that LSOCK_ACCESS_USER admits: the listener's owner */
-  uid_t    owner_uid;
+  uid_t            owner_uid;
   /* Whether the socket is non-blocking now: set once, for good */
-  int      fd_nonblocking;
+  int              fd_nonblocking;
 } ListenerUnix;
 
 #define SUN_PATH_MAX (sizeof (((struct sockaddr_un *) 0)->sun_path) - 1)
 #define TMP_NAME_RANDOM_MIN 6
 #define TMP_NAME_RANDOM_MAX 12
-#define LOCK_WAIT_MAX_MS 10000
-
-typedef enum {
-  PROBE_GONE,        /* nothing at the path */
-  PROBE_LIVE,        /* somebody listens */
-  PROBE_STALE,       /* our socket, nobody listens */
-  PROBE_FOREIGN,     /* another user's socket that nobody answers */
-  PROBE_NOT_SOCKET,  /* a file that is not a socket */
-  PROBE_ERROR,       /* lstat/connect failed otherwise; errno in *out_errno */
-} ProbeResult;
 
 static void
 set_listen_error (LsockListener  *self,
@@ -102,208 +101,68 @@ set_listen_error (LsockListener  *self,
 }
 
 static void
-set_probe_error (LsockListener  *self,
-                 ProbeResult     result,
-                 int             errsv,
-                 GError        **error)
+set_probe_error (LsockListener    *self,
+                 LsockProbeResult  result,
+                 int               errsv,
+                 GError          **error)
 {
   const char *display = _lsock_name_get_display (self->name);
 
   switch (result)
     {
-    case PROBE_LIVE:
+    case LSOCK_PROBE_LIVE:
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
                    _("Could not listen on “%s”: another listener is using this name"),
                    display);
       break;
 
-    case PROBE_STALE:
+    case LSOCK_PROBE_STALE:
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
                    _("Could not listen on “%s”: a stale socket file is in the way "
                      "and replacing stale files is turned off"),
                    display);
       break;
 
-    case PROBE_FOREIGN:
+    case LSOCK_PROBE_FOREIGN:
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
                    _("Could not listen on “%s”: a socket file of another user is in the way"),
                    display);
       break;
 
-    case PROBE_NOT_SOCKET:
+    case LSOCK_PROBE_NOT_SOCKET:
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
                    _("Could not listen on “%s”: a file that is not a socket is in the way"),
                    display);
       break;
 
-    case PROBE_GONE:
-    case PROBE_ERROR:
+    case LSOCK_PROBE_GONE:
+    case LSOCK_PROBE_ERROR:
     default:
       set_listen_error (self, errsv, error);
       break;
     }
 }
 
-/* What is at @path? Connects to it without blocking, so a live listener
- * with a full backlog also counts as live. */
-static ProbeResult
-probe_path (const char *path,
-            int        *out_errno)
-{
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  struct stat st;
-  int fd;
-  int ret;
-  int errsv;
-
-  if (lstat (path, &st) != 0)
-    {
-      *out_errno = errno;
-      return *out_errno == ENOENT ? PROBE_GONE : PROBE_ERROR;
-    }
-  if (!S_ISSOCK (st.st_mode))
-    return PROBE_NOT_SOCKET;
-
-  fd = _lsock_unix_socket (TRUE, NULL);
-  if (fd < 0)
-    {
-      *out_errno = errno;
-      return PROBE_ERROR;
-    }
-  memcpy (addr.sun_path, path, strlen (path) + 1);
-  do
-    ret = connect (fd, (struct sockaddr *) &addr, sizeof addr);
-  while (ret != 0 && errno == EINTR);
-  errsv = errno;
-  close (fd);
-
-  if (ret == 0)
-    return PROBE_LIVE;
-
-  switch (errsv)
-    {
-    case EAGAIN:       /* Linux: backlog full */
-    case EINPROGRESS:  /* elsewhere */
-      return PROBE_LIVE;
-    case ENOENT:
-      return PROBE_GONE;
-    case ECONNREFUSED:
-      return st.st_uid == geteuid () ? PROBE_STALE : PROBE_FOREIGN;
-    case EACCES:
-    case EPERM:
-      if (st.st_uid != geteuid ())
-        return PROBE_FOREIGN;
-      G_GNUC_FALLTHROUGH;
-    default:
-      *out_errno = errsv;
-      return PROBE_ERROR;
-    }
-}
-
-/* Takes an exclusive flock() on @dir, waiting (cancellably, and at most
- * LOCK_WAIT_MAX_MS) for other listeners. Returns the locked fd or -1. */
-static int
-lock_directory (LsockListener  *self,
-                const char     *dir,
-                GCancellable   *cancellable,
-                GError        **error)
-{
-  gint64 deadline = g_get_monotonic_time () + LOCK_WAIT_MAX_MS * G_TIME_SPAN_MILLISECOND;
-  int pause_ms = 1;
-  int fd;
-
-  fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    {
-      set_listen_error (self, errno, error);
-      return -1;
-    }
-
-  while (flock (fd, LOCK_EX | LOCK_NB) != 0)
-    {
-      int errsv = errno;
-
-      if (errsv == EINTR)
-        continue;
-      if (errsv != EWOULDBLOCK)
-        {
-          close (fd);
-          set_listen_error (self, errsv, error);
-          return -1;
-        }
-      if (g_get_monotonic_time () >= deadline)
-        {
-          close (fd);
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                       _("Could not listen on “%s”: timed out waiting for another listener "
-                         "to finish starting"),
-                       _lsock_name_get_display (self->name));
-          return -1;
-        }
-      /* Another starter holds the lock for the few system calls it takes
-       * to publish its socket; wait with the cancellable beside us */
-      if (cancellable != NULL)
-        {
-          GPollFD pollfd;
-
-          if (g_cancellable_make_pollfd (cancellable, &pollfd))
-            {
-              g_poll (&pollfd, 1, pause_ms);
-              g_cancellable_release_fd (cancellable);
-            }
-          if (g_cancellable_set_error_if_cancelled (cancellable, error))
-            {
-              close (fd);
-              return -1;
-            }
-        }
-      else
-        g_usleep (pause_ms * 1000);
-      pause_ms = MIN (pause_ms * 2, 50);
-    }
-
-  return fd;
-}
-
+/* After bind(), the file at the name was not the one bound */
 static void
-unlock_directory (int fd)
+set_adopt_error (LsockListener  *self,
+                 int             errsv,
+                 GError        **error)
 {
-  if (fd >= 0)
-    close (fd);  /* releases the flock */
-}
-
-static gboolean
-publish_noreplace (const char *tmp_path,
-                   const char *path,
-                   int        *out_errno)
-{
-#ifdef HAVE_RENAMEAT2
-  if (renameat2 (AT_FDCWD, tmp_path, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
-    return TRUE;
-  *out_errno = errno;
-  if (*out_errno != EINVAL && *out_errno != ENOSYS && *out_errno != ENOTSUP)
-    return FALSE;
-  /* The file system cannot do it: hard links can */
-#endif
-  if (link (tmp_path, path) != 0)
-    {
-      *out_errno = errno;
-      return FALSE;
-    }
-  unlink (tmp_path);
-  return TRUE;
+  if (errsv == EEXIST)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                 _("Could not listen on “%s”: the socket file was replaced while it was being made"),
+                 _lsock_name_get_display (self->name));
+  else
+    set_listen_error (self, errsv, error);
 }
 
 static char *
-make_tmp_path (const char *dir,
-               gsize       n_random)
+make_tmp_name (gsize n_random)
 {
   static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  GString *s = g_string_new (dir);
+  GString *s = g_string_new (".");
 
-  if (s->len == 0 || s->str[s->len - 1] != '/')
-    g_string_append_c (s, '/');
-  g_string_append_c (s, '.');
   for (gsize i = 0; i < n_random; i++)
     g_string_append_c (s, chars[g_random_int_range (0, sizeof chars - 1)]);
 
@@ -325,19 +184,8 @@ bind_to (int         fd,
       *out_errno = errno;
       return FALSE;
     }
-  return TRUE;
-}
-
-static gboolean
-record_inode (ListenerUnix *backend,
-              const char   *path)
-{
-  struct stat st;
-
-  if (lstat (path, &st) != 0)
-    return FALSE;
-  backend->bound_dev = st.st_dev;
-  backend->bound_ino = st.st_ino;
+  if (G_UNLIKELY (_lsock_socket_file_after_bind_for_testing != NULL))
+    _lsock_socket_file_after_bind_for_testing (path);
   return TRUE;
 }
 
@@ -347,26 +195,36 @@ socket_mode (LsockListener *self)
   return self->access == LSOCK_ACCESS_EVERYONE ? 0666 : 0600;
 }
 
-/* Binds at a temporary name, listens, then publishes at @path. */
+static void
+unlock (int lock_fd)
+{
+  if (lock_fd >= 0)
+    close (lock_fd);  /* releases the flock */
+}
+
+/* Binds at a temporary name, listens, then publishes at the file's name */
 static gboolean
 bind_path_via_tmp (LsockListener  *self,
                    ListenerUnix   *backend,
                    int             fd,
-                   const char     *path,
-                   const char     *dir,
                    gsize           n_random,
                    GCancellable   *cancellable,
                    GError        **error)
 {
-  g_autofree char *tmp_path = NULL;
+  LsockSocketFile *file = &backend->file;
+  g_autofree char *dir = g_path_get_dirname (file->path);
+  g_autofree char *tmp_name = NULL;
   int errsv = 0;
   int lock_fd = -1;
   gboolean ok = FALSE;
 
   for (int attempt = 0; ; attempt++)
     {
-      g_clear_pointer (&tmp_path, g_free);
-      tmp_path = make_tmp_path (dir, n_random);
+      g_autofree char *tmp_path = NULL;
+
+      g_clear_pointer (&tmp_name, g_free);
+      tmp_name = make_tmp_name (n_random);
+      tmp_path = g_build_filename (dir, tmp_name, NULL);
       if (bind_to (fd, tmp_path, &errsv))
         break;
       if (errsv != EADDRINUSE || attempt == 16)
@@ -376,8 +234,12 @@ bind_path_via_tmp (LsockListener  *self,
         }
     }
 
-  if (chmod (tmp_path, socket_mode (self)) != 0 ||
-      listen (fd, self->backlog) != 0)
+  if (!_lsock_socket_file_adopt (file, fd, tmp_name, socket_mode (self), &errsv))
+    {
+      set_adopt_error (self, errsv, error);
+      goto out;
+    }
+  if (listen (fd, self->backlog) != 0)
     {
       set_listen_error (self, errno, error);
       goto out;
@@ -385,9 +247,9 @@ bind_path_via_tmp (LsockListener  *self,
 
   for (int attempt = 0; attempt < 8; attempt++)
     {
-      ProbeResult probe;
+      LsockProbeResult probe;
 
-      if (publish_noreplace (tmp_path, path, &errsv))
+      if (_lsock_socket_file_publish (file, tmp_name, FALSE, &errsv))
         {
           ok = TRUE;
           goto out;
@@ -398,30 +260,31 @@ bind_path_via_tmp (LsockListener  *self,
           goto out;
         }
 
-      probe = probe_path (path, &errsv);
-      if (probe == PROBE_GONE)
+      probe = _lsock_socket_file_probe (file, NULL, &errsv);
+      if (probe == LSOCK_PROBE_GONE)
         continue;  /* removed meanwhile: publish again */
-      if (probe != PROBE_STALE || !self->replace_stale)
+      if (probe != LSOCK_PROBE_STALE || !self->replace_stale)
         {
           set_probe_error (self, probe, errsv, error);
           goto out;
         }
 
       /* Stale and ours: replace it, serialised with other starters */
-      lock_fd = lock_directory (self, dir, cancellable, error);
+      lock_fd = _lsock_socket_file_lock (file, _lsock_name_get_display (self->name),
+                                         cancellable, error);
       if (lock_fd < 0)
         goto out;
-      probe = probe_path (path, &errsv);
-      if (probe == PROBE_STALE)
+      probe = _lsock_socket_file_probe (file, NULL, &errsv);
+      if (probe == LSOCK_PROBE_STALE)
         {
-          if (rename (tmp_path, path) != 0)
-            set_listen_error (self, errno, error);
-          else
+          if (_lsock_socket_file_publish (file, tmp_name, TRUE, &errsv))
             ok = TRUE;
+          else
+            set_listen_error (self, errsv, error);
           goto out;
         }
-      unlock_directory (g_steal_fd (&lock_fd));
-      if (probe != PROBE_GONE)
+      unlock (g_steal_fd (&lock_fd));
+      if (probe != LSOCK_PROBE_GONE)
         {
           set_probe_error (self, probe, errsv, error);
           goto out;
@@ -430,33 +293,28 @@ bind_path_via_tmp (LsockListener  *self,
   set_listen_error (self, EADDRINUSE, error);
 
 out:
-  if (ok)
-    {
-      ok = record_inode (backend, path);
-      if (!ok)
-        set_listen_error (self, errno, error);
-    }
   if (!ok)
-    unlink (tmp_path);
-  unlock_directory (lock_fd);
+    _lsock_socket_file_discard (file, fd, tmp_name);
+  unlock (lock_fd);
   return ok;
 }
 
-/* The fallback for paths too long for a temporary name beside them */
+/* Binds in place: Linux, and the fallback for paths too long for a
+ * temporary name beside them */
 static gboolean
 bind_path_direct (LsockListener  *self,
                   ListenerUnix   *backend,
                   int             fd,
-                  const char     *path,
-                  const char     *dir,
                   GCancellable   *cancellable,
                   GError        **error)
 {
+  LsockSocketFile *file = &backend->file;
   int lock_fd;
   int errsv = 0;
   gboolean ok = FALSE;
 
-  lock_fd = lock_directory (self, dir, cancellable, error);
+  lock_fd = _lsock_socket_file_lock (file, _lsock_name_get_display (self->name),
+                                     cancellable, error);
   if (lock_fd < 0)
     return FALSE;
 
@@ -464,42 +322,48 @@ bind_path_direct (LsockListener  *self,
    * umask: narrow it before bind, so the file is never wider */
   fchmod (fd, socket_mode (self));
 
-  while (!bind_to (fd, path, &errsv))
+  while (!bind_to (fd, file->path, &errsv))
     {
-      ProbeResult probe;
+      LsockProbeResult probe;
 
       if (errsv != EADDRINUSE)
         {
           set_listen_error (self, errsv, error);
           goto out;
         }
-      probe = probe_path (path, &errsv);
-      if (probe == PROBE_GONE)
+      probe = _lsock_socket_file_probe (file, NULL, &errsv);
+      if (probe == LSOCK_PROBE_GONE)
         continue;
-      if (probe != PROBE_STALE || !self->replace_stale)
+      if (probe != LSOCK_PROBE_STALE || !self->replace_stale)
         {
           set_probe_error (self, probe, errsv, error);
           goto out;
         }
-      if (unlink (path) != 0 && errno != ENOENT)
+      if (!_lsock_socket_file_remove_stale (file, NULL, &errsv))
         {
-          set_listen_error (self, errno, error);
+          if (errsv == EADDRINUSE)
+            continue;  /* not stale any more: probe again */
+          set_listen_error (self, errsv, error);
           goto out;
         }
     }
 
-  if (chmod (path, socket_mode (self)) != 0 ||
-      listen (fd, self->backlog) != 0 ||
-      !record_inode (backend, path))
+  if (!_lsock_socket_file_adopt (file, fd, NULL, socket_mode (self), &errsv))
+    {
+      /* Where our socket went is anyone's guess: nothing to remove */
+      set_adopt_error (self, errsv, error);
+      goto out;
+    }
+  if (listen (fd, self->backlog) != 0)
     {
       set_listen_error (self, errno, error);
-      unlink (path);
+      _lsock_socket_file_discard (file, fd, file->base);
       goto out;
     }
   ok = TRUE;
 
 out:
-  unlock_directory (lock_fd);
+  unlock (lock_fd);
   return ok;
 }
 
@@ -512,24 +376,34 @@ bind_path (LsockListener  *self,
 {
   const char *path = lsock_name_get_name (self->name);
   g_autofree char *dir = g_path_get_dirname (path);
+  g_autoptr(GError) local_error = NULL;
   gsize dir_len = strlen (dir);
   gsize room;
+
+  if (!_lsock_socket_file_open (&backend->file, path, &local_error))
+    {
+      g_set_error (error, G_IO_ERROR, local_error->code,
+                   _("Could not listen on “%s”: %s"),
+                   _lsock_name_get_display (self->name), local_error->message);
+      return FALSE;
+    }
+  backend->has_file = TRUE;
 
 #ifdef __linux__
   /* Linux gives the new file the socket's own mode (less the umask), so
    * binding in place has no moment of wider permissions either, and keeps
    * the real path as the socket's address (getpeername(), ss -x) */
   if (!g_atomic_int_get (&_lsock_listener_publish_by_rename))
-    return bind_path_direct (self, backend, fd, path, dir, cancellable, error);
+    return bind_path_direct (self, backend, fd, cancellable, error);
 #endif
 
   /* Room for "<dir>/.<random>" in sun_path */
   room = SUN_PATH_MAX > dir_len + 2 ? SUN_PATH_MAX - dir_len - 2 : 0;
   if (room >= TMP_NAME_RANDOM_MIN)
-    return bind_path_via_tmp (self, backend, fd, path, dir, MIN (room, TMP_NAME_RANDOM_MAX),
+    return bind_path_via_tmp (self, backend, fd, MIN (room, TMP_NAME_RANDOM_MAX),
                               cancellable, error);
   else
-    return bind_path_direct (self, backend, fd, path, dir, cancellable, error);
+    return bind_path_direct (self, backend, fd, cancellable, error);
 }
 
 static gboolean
@@ -543,7 +417,7 @@ bind_namespaced (LsockListener  *self,
   if (bind (fd, (struct sockaddr *) &addr, len) != 0)
     {
       if (errno == EADDRINUSE)
-        set_probe_error (self, PROBE_LIVE, 0, error);
+        set_probe_error (self, LSOCK_PROBE_LIVE, 0, error);
       else
         set_listen_error (self, errno, error);
       return FALSE;
@@ -554,6 +428,14 @@ bind_namespaced (LsockListener  *self,
       return FALSE;
     }
   return TRUE;
+}
+
+static void
+backend_free (ListenerUnix *backend)
+{
+  if (backend->has_file)
+    _lsock_socket_file_clear (&backend->file);
+  g_free (backend);
 }
 
 gboolean
@@ -568,7 +450,7 @@ _lsock_listener_bind_impl (LsockListener  *self,
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
 
-  /* Blocking until something polls it: see accept_impl() */
+  /* Blocking until something polls it: see accept_once() */
   fd = _lsock_unix_socket (FALSE, error);
   if (fd < 0)
     return FALSE;
@@ -583,7 +465,7 @@ _lsock_listener_bind_impl (LsockListener  *self,
   if (!ok)
     {
       close (fd);
-      g_free (backend);
+      backend_free (backend);
       return FALSE;
     }
 
@@ -712,7 +594,7 @@ _lsock_listener_accept_impl (LsockListener  *self,
   if (--backend->accepts_in_flight == 0 && backend->zombie_fd >= 0)
     close (g_steal_fd (&backend->zombie_fd));
   if (self->closed && self->backend == NULL && backend->accepts_in_flight == 0)
-    g_free (backend);
+    backend_free (backend);
   g_mutex_unlock (&self->lock);
 
   return stream;
@@ -850,7 +732,7 @@ _lsock_listener_unix_peek_bound_ino (LsockListener *self)
 
   g_mutex_lock (&self->lock);
   backend = self->backend;
-  ino = backend != NULL ? backend->bound_ino : 0;
+  ino = backend != NULL ? backend->file.ino : 0;
   g_mutex_unlock (&self->lock);
   return ino;
 }
@@ -879,14 +761,12 @@ _lsock_listener_close_impl (LsockListener *self)
   /* Remove the file only if it is still the one we bound (a successor may
    * have replaced it), and before closing, so that nobody can see it stale
    * and replace it in between */
-  if (self->reclaim_name && lsock_name_get_kind (self->name) == LSOCK_NAME_KIND_PATH)
+  if (self->reclaim_name && backend->has_file)
+    _lsock_socket_file_reclaim (&backend->file);
+  if (backend->has_file)
     {
-      const char *path = lsock_name_get_name (self->name);
-      struct stat st;
-
-      if (lstat (path, &st) == 0 && S_ISSOCK (st.st_mode) &&
-          (guint64) st.st_dev == backend->bound_dev && (guint64) st.st_ino == backend->bound_ino)
-        unlink (path);
+      _lsock_socket_file_clear (&backend->file);
+      backend->has_file = FALSE;
     }
 
   /* Wake accepts blocked in other threads; the last of them closes the fd
@@ -897,6 +777,6 @@ _lsock_listener_close_impl (LsockListener *self)
   else
     {
       close (fd);
-      g_free (backend);
+      backend_free (backend);
     }
 }

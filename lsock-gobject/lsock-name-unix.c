@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 
 #include "lsock-name-private.h"
+#include "lsock-unix-private.h"
 #include "lsock-i18n-private.h"
 
 /* sun_path is 108 bytes on Linux and 104 on macOS and BSD. A path keeps its
@@ -118,51 +119,6 @@ _lsock_name_resolve_generic_impl (const char     *name,
 #endif
 }
 
-/* Whether @dir is a real directory (not a symbolic link), owned by us and
- * inaccessible to anyone else. On FALSE, @why says what is wrong, for an
- * error message. */
-static gboolean
-is_private_dir (const char   *dir,
-                const char  **why,
-                int          *errsv)
-{
-  GStatBuf st;
-
-  *errsv = 0;
-  if (g_lstat (dir, &st) != 0)
-    {
-      *errsv = errno;
-      *why = NULL;
-      return FALSE;
-    }
-
-  if (S_ISLNK (st.st_mode))
-    {
-      *why = _("it is a symbolic link");
-      return FALSE;
-    }
-
-  if (!S_ISDIR (st.st_mode))
-    {
-      *why = _("it is not a directory");
-      return FALSE;
-    }
-
-  if (st.st_uid != geteuid ())
-    {
-      *why = _("it is owned by another user");
-      return FALSE;
-    }
-
-  if ((st.st_mode & 077) != 0)
-    {
-      *why = _("other users can access it (its mode must be 0700)");
-      return FALSE;
-    }
-
-  return TRUE;
-}
-
 char *
 _lsock_name_ensure_private_dir (const char  *runtime_dir,
                                 const char  *tmp_dir,
@@ -182,7 +138,7 @@ _lsock_name_ensure_private_dir (const char  *runtime_dir,
   if (runtime_dir != NULL && runtime_dir[0] != '\0')
     {
       if (g_path_is_absolute (runtime_dir) &&
-          is_private_dir (runtime_dir, &why, &errsv))
+          _lsock_unix_check_private_dir (runtime_dir, &why, &errsv))
         return g_strdup (runtime_dir);
 
       g_debug ("Not using “%s” for generic socket names: %s",
@@ -211,7 +167,7 @@ _lsock_name_ensure_private_dir (const char  *runtime_dir,
         }
     }
 
-  if (!is_private_dir (dir, &why, &errsv))
+  if (!_lsock_unix_check_private_dir (dir, &why, &errsv))
     {
       g_autofree char *shown = g_filename_display_name (dir);
 

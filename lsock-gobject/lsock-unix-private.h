@@ -59,6 +59,13 @@ gboolean  _lsock_unix_get_peer_ids      (int            fd,
 GCredentials *_lsock_unix_get_peer_credentials (int     fd,
                                          GError       **error);
 
+/* Whether @dir is a real directory (not a symbolic link), owned by us and
+ * inaccessible to anyone else. On FALSE, *@why (translated; or NULL with
+ * *@errsv) says what is wrong. */
+gboolean  _lsock_unix_check_private_dir (const char    *dir,
+                                         const char   **why,
+                                         int           *errsv);
+
 /* flags for send(): MSG_NOSIGNAL where it exists */
 #ifdef MSG_NOSIGNAL
 # define LSOCK_SEND_FLAGS MSG_NOSIGNAL

@@ -4,11 +4,14 @@
 #include "lsock-unix-private.h"
 #include "lsock-i18n-private.h"
 
+#include <glib/gstdio.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #ifdef HAVE_SYS_UCRED_H
@@ -340,4 +343,49 @@ _lsock_unix_get_peer_credentials (int      fd,
 #endif
 
   return g_steal_pointer (&credentials);
+}
+
+/* Whether @dir is a real directory (not a symbolic link), owned by us and
+ * inaccessible to anyone else. On FALSE, @why says what is wrong, for an
+ * error message. */
+gboolean
+_lsock_unix_check_private_dir (const char   *dir,
+                               const char  **why,
+                               int          *errsv)
+{
+  GStatBuf st;
+
+  *errsv = 0;
+  if (g_lstat (dir, &st) != 0)
+    {
+      *errsv = errno;
+      *why = NULL;
+      return FALSE;
+    }
+
+  if (S_ISLNK (st.st_mode))
+    {
+      *why = _("it is a symbolic link");
+      return FALSE;
+    }
+
+  if (!S_ISDIR (st.st_mode))
+    {
+      *why = _("it is not a directory");
+      return FALSE;
+    }
+
+  if (st.st_uid != geteuid ())
+    {
+      *why = _("it is owned by another user");
+      return FALSE;
+    }
+
+  if ((st.st_mode & 077) != 0)
+    {
+      *why = _("other users can access it (its mode must be 0700)");
+      return FALSE;
+    }
+
+  return TRUE;
 }
