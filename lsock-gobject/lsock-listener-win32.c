@@ -270,9 +270,14 @@ slot_poll (Slot *slot)
     return;
 
   slot->pending = FALSE;
-  /* The client gave up (ERROR_NO_DATA, ERROR_BROKEN_PIPE) or the wait
-   * failed: start over on the same instance */
-  DisconnectNamedPipe (slot->pipe);
+  /* ERROR_OPERATION_ABORTED: the thread that started the wait has exited,
+   * which cancels its I/O (close() collects its own cancels), and a client
+   * may have connected since: wait again on the instance as it is, which
+   * takes such a client as connected. Otherwise the client gave up
+   * (ERROR_NO_DATA, ERROR_BROKEN_PIPE) or the wait failed: start over on
+   * the same instance. */
+  if (errsv != ERROR_OPERATION_ABORTED)
+    DisconnectNamedPipe (slot->pipe);
   slot_arm (slot);
 }
 

@@ -783,8 +783,9 @@ test_close_lingers (void)
 
 /* Windows cancels the overlapped I/O a thread started when that thread
  * exits, unless the handle is bound to a completion port and the I/O has
- * no event. A stream used from a short-lived thread must not lose
- * anything to that: not a write in flight, not a lingering close. */
+ * no event. A stream or listener used from a short-lived thread must not
+ * lose anything to that: not a write in flight, not a lingering close, not
+ * a client connecting to an instance whose wait the thread had started. */
 
 typedef struct
 {
@@ -851,6 +852,48 @@ static void
 test_thread_exit_close (void)
 {
   check_thread_exit_write (TRUE);
+}
+
+static gpointer
+listen_thread (gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+  LsockListener *listener = lsock_listener_new (user_data, &error);
+
+  g_assert_no_error (error);
+  return listener;
+}
+
+static void
+test_thread_exit_listener (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *listener;
+  GAsyncResult *result = NULL;
+  LsockStream *client, *server;
+
+  /* Its instances' ConnectNamedPipe() were started there */
+  listener = g_thread_join (g_thread_new ("listen", listen_thread, name));
+
+  client = lsock_stream_connect (name, NULL, &error);
+  g_assert_no_error (error);
+  lsock_listener_accept_async (listener, NULL, lsock_test_store_result, &result);
+  lsock_test_wait_until (result != NULL);
+  server = lsock_listener_accept_finish (listener, result, &error);
+  g_assert_no_error (error);
+  g_clear_object (&result);
+
+  send_all (client, "hi", 2);
+  expect (server, "hi");
+  send_all (server, "ho", 2);
+  expect (client, "ho");
+
+  g_assert_finalize_object (client);
+  g_assert_finalize_object (server);
+  lsock_listener_close (listener);
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
 }
 
 /* A pending async read (pollable, no thread) ends with EOF when the peer
@@ -969,6 +1012,7 @@ WIN32_ONLY_TEST (test_async_eof)
 WIN32_ONLY_TEST (test_close_lingers)
 WIN32_ONLY_TEST (test_thread_exit_write)
 WIN32_ONLY_TEST (test_thread_exit_close)
+WIN32_ONLY_TEST (test_thread_exit_listener)
 WIN32_ONLY_TEST (test_no_handle_leaks)
 
 #endif /* G_OS_WIN32 */
@@ -993,6 +1037,7 @@ main (int   argc,
   g_test_add_func ("/lsock/win32/close-lingers", test_close_lingers);
   g_test_add_func ("/lsock/win32/thread-exit/write", test_thread_exit_write);
   g_test_add_func ("/lsock/win32/thread-exit/close", test_thread_exit_close);
+  g_test_add_func ("/lsock/win32/thread-exit/listener", test_thread_exit_listener);
   g_test_add_func ("/lsock/win32/no-handle-leaks", test_no_handle_leaks);
 
   return g_test_run ();
