@@ -34,7 +34,8 @@
 typedef struct
 {
   HANDLE      pipe;        /* INVALID_HANDLE_VALUE: empty */
-  OVERLAPPED  overlapped;  /* hEvent is the slot's event, for its lifetime */
+  HANDLE      event;       /* the slot's, for its lifetime */
+  OVERLAPPED  overlapped;  /* hEvent: the event, tagged, see slot_arm() */
   guint       pending : 1; /* ConnectNamedPipe() in flight */
   guint       connected : 1;
 } Slot;
@@ -188,7 +189,7 @@ slot_clear (Slot *slot)
   slot->pipe = INVALID_HANDLE_VALUE;
   slot->pending = FALSE;
   slot->connected = FALSE;
-  ResetEvent (slot->overlapped.hEvent);
+  ResetEvent (slot->event);
 }
 
 /* Starts waiting for a client on the slot's instance. FALSE (the slot is
@@ -196,7 +197,7 @@ slot_clear (Slot *slot)
 static gboolean
 slot_arm (Slot *slot)
 {
-  HANDLE event = slot->overlapped.hEvent;
+  HANDLE event = slot->event;
 
   for (int attempt = 0; attempt < 16; attempt++)
     {
@@ -204,7 +205,11 @@ slot_arm (Slot *slot)
 
       ResetEvent (event);
       memset (&slot->overlapped, 0, sizeof slot->overlapped);
-      slot->overlapped.hEvent = event;
+      /* The low-order bit: no completion packet for it, ever. A connected
+       * instance becomes a stream, which binds it to a completion port;
+       * should this wait's completion reach Wine's server only after
+       * that, it would otherwise be posted there as one of the stream's. */
+      slot->overlapped.hEvent = (HANDLE) ((ULONG_PTR) event | 1);
       slot->pending = FALSE;
       slot->connected = FALSE;
 
@@ -265,9 +270,14 @@ slot_poll (Slot *slot)
     return;
 
   slot->pending = FALSE;
-  /* The client gave up (ERROR_NO_DATA, ERROR_BROKEN_PIPE) or the wait
-   * failed: start over on the same instance */
-  DisconnectNamedPipe (slot->pipe);
+  /* ERROR_OPERATION_ABORTED: the thread that started the wait has exited,
+   * which cancels its I/O (close() collects its own cancels), and a client
+   * may have connected since: wait again on the instance as it is, which
+   * takes such a client as connected. Otherwise the client gave up
+   * (ERROR_NO_DATA, ERROR_BROKEN_PIPE) or the wait failed: start over on
+   * the same instance. */
+  if (errsv != ERROR_OPERATION_ABORTED)
+    DisconnectNamedPipe (slot->pipe);
   slot_arm (slot);
 }
 
@@ -350,7 +360,7 @@ _lsock_listener_bind_impl (LsockListener  *self,
     {
       backend->events[i] = CreateEventW (NULL, TRUE, FALSE, NULL);
       backend->slots[i].pipe = INVALID_HANDLE_VALUE;
-      backend->slots[i].overlapped.hEvent = backend->events[i];
+      backend->slots[i].event = backend->events[i];
     }
 
   if (!build_security (self, backend, error))

@@ -29,23 +29,47 @@
  *   did go through are reported.
  * - Closing never drops bytes a write accepted, and never blocks: a
  *   non-blocking write still in flight keeps the handle open until it
- *   completes ("lingers", watched by RegisterWaitForSingleObject(), so no
- *   thread of ours waits for it), then the handle is closed. The handle is
- *   closed without DisconnectNamedPipe() (which would discard what the
- *   peer has not read yet) and without FlushFileBuffers() (which would
- *   block until the peer reads). Bytes in flight are lost only if the
- *   process exits before the peer reads them.
+ *   completes ("lingers"), then its completion callback closes the handle.
+ *   The handle is closed without DisconnectNamedPipe() (which would discard
+ *   what the peer has not read yet) and without FlushFileBuffers() (which
+ *   would block until the peer reads). Bytes in flight are lost only if
+ *   the process exits before the peer reads them.
+ *
+ * Windows cancels the I/O a thread started when that thread exits, unless
+ * the handle is bound to a completion port and the OVERLAPPED has no
+ * event. A non-blocking write returns before its WriteFile() is done, and
+ * the thread that made it may be gone by then (a worker that wrote and
+ * returned, a thread that closed the stream and ended): so the pipe handle
+ * is bound to a thread-pool I/O object, writes carry no event, and their
+ * completion callback sets the write event instead. Reads need no such
+ * care: a cancelled ReadFile() took nothing from the pipe, and whoever
+ * waits on the read event sees it end and starts another. Their event has
+ * its low-order bit set, which keeps them off the completion port.
  *
  * The pipe reports the end of the stream as ERROR_BROKEN_PIPE (or
  * ERROR_PIPE_NOT_CONNECTED): reads return 0 then. Named pipes have no
  * half-close, see lsock_stream_shutdown(). */
 
+/* write.completion (atomic), while write.pending. The completion callback
+ * and close() race to move it on from WRITE_IN_FLIGHT; whoever does
+ * decides who closes a lingering handle. */
+enum
+{
+  WRITE_IN_FLIGHT,
+  WRITE_COMPLETED,  /* the callback took it: write.result_* are set */
+  WRITE_DONE,       /* and it has set the write event */
+  WRITE_LINGERING,  /* closed while in flight: the callback closes the handle */
+};
+
 typedef struct
 {
   GMutex      lock;
-  HANDLE      event;       /* manual-reset, the OVERLAPPED's hEvent */
+  HANDLE      event;       /* manual-reset; read: the OVERLAPPED's hEvent */
   OVERLAPPED  overlapped;
   gboolean    pending;     /* an overlapped operation is in flight */
+  int         completion;  /* write: see WRITE_IN_FLIGHT */
+  DWORD       result_error; /* write: the result of the one in flight, */
+  DWORD       result_bytes; /* once completed */
   gboolean    from_caller; /* write: from a blocking caller's buffer */
   int         timed_out;   /* atomic: set by a pollable source's timeout */
   guint8     *buffer;      /* LSOCK_WIN32_BUFFER_SIZE bytes */
@@ -62,12 +86,18 @@ typedef struct
   HANDLE      closed_event;
   Direction   read;
   Direction   write;
-  /* Closed with a write in flight: the conn and the linger wait each own
-   * the backend; the last one frees it */
+  /* Writes complete through it, see above; NULL if it could not be made
+   * (io_error says why, and writes fail with it) */
+  PTP_IO      io;
+  DWORD       io_error;
+  gboolean    skip_on_success; /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS */
+  /* The conn and each write in flight (its completion callback) own the
+   * backend; the last one frees it */
   int         owners;
-  HANDLE      linger_pipe;
-  HANDLE      linger_wait;
+  HANDLE      linger_pipe;     /* for the callback of a lingering write */
 } Backend;
+
+static void backend_release (Backend *backend);
 
 static void
 direction_init (Direction *dir,
@@ -76,7 +106,14 @@ direction_init (Direction *dir,
   g_mutex_init (&dir->lock);
   /* The write event is set while no write is in flight: writable */
   dir->event = CreateEventW (NULL, TRUE, signalled, NULL);
-  dir->overlapped.hEvent = dir->event;
+}
+
+/* The read OVERLAPPED's event: the low-order bit set means no completion
+ * packet, see above */
+static HANDLE
+read_overlapped_event (Direction *dir)
+{
+  return (HANDLE) ((ULONG_PTR) dir->event | 1);
 }
 
 static void
@@ -179,7 +216,7 @@ read_start (Backend *backend)
   dir->start = dir->end = 0;
   ResetEvent (dir->event);
   memset (&dir->overlapped, 0, sizeof dir->overlapped);
-  dir->overlapped.hEvent = dir->event;
+  dir->overlapped.hEvent = read_overlapped_event (dir);
 
   /* Success or ERROR_IO_PENDING: either way the result is collected from
    * the OVERLAPPED, and the event is set when it is there */
@@ -336,32 +373,79 @@ conn_is_readable (LsockConn *conn)
 /* ---------------------------------------------------------------------- */
 /* Writes (with backend->write.lock held) */
 
-/* Collects a finished WriteFile(), without waiting (or waiting if @wait).
- * Returns the bytes it wrote, or -1 when it is still in flight. */
+/* In a thread-pool thread: a WriteFile() is done. Its result is taken
+ * from here, not from the OVERLAPPED: when the thread that started the
+ * write has exited, Wine reports the completion but may never fill in the
+ * OVERLAPPED (the bytes did go through). */
+static void CALLBACK
+write_done_cb (PTP_CALLBACK_INSTANCE  instance,
+               void                  *user_data,
+               void                  *overlapped,
+               ULONG                  result,
+               ULONG_PTR              n_bytes,
+               PTP_IO                 io)
+{
+  Backend *backend = user_data;
+
+  backend->write.result_error = result;
+  backend->write.result_bytes = (DWORD) n_bytes;
+  if (g_atomic_int_compare_and_exchange (&backend->write.completion,
+                                         WRITE_IN_FLIGHT, WRITE_COMPLETED))
+    {
+      SetEvent (backend->write.event);
+      /* Only now may the next write begin (and reset the event) */
+      g_atomic_int_set (&backend->write.completion, WRITE_DONE);
+    }
+  else
+    {
+      CloseHandle (backend->linger_pipe);  /* WRITE_LINGERING */
+    }
+  backend_release (backend);
+}
+
+/* Whether the write in flight is done. Its event is set by then; it is
+ * reset only when the next write begins. */
+static gboolean
+write_done (Direction *dir)
+{
+  return g_atomic_int_get (&dir->completion) == WRITE_DONE;
+}
+
+/* Waits for the write in flight to be done (the callback takes no lock) */
+static void
+write_wait_done (Direction *dir)
+{
+  while (!write_done (dir))
+    WaitForSingleObject (dir->event, INFINITE);
+}
+
+/* Takes the result of the write in flight, which is done: returns the
+ * bytes it wrote, and leaves a failure other than a cancel in dir->error */
 static gssize
-write_collect (Backend  *backend,
-               gboolean  wait)
+write_take_result (Backend *backend)
 {
   Direction *dir = &backend->write;
-  DWORD n = 0, errsv;
+
+  dir->pending = FALSE;
+  if (dir->result_error != NO_ERROR && dir->result_error != ERROR_OPERATION_ABORTED)
+    dir->error = dir->result_error;
+  SetEvent (dir->event);  /* writable */
+  return dir->result_bytes;
+}
+
+/* Collects a finished non-blocking WriteFile(), without waiting. Returns
+ * the bytes it wrote, or -1 while a write is in flight (a blocking
+ * caller's, whatever its state: that caller collects it). */
+static gssize
+write_collect (Backend *backend)
+{
+  Direction *dir = &backend->write;
 
   if (!dir->pending)
     return 0;
-
-  if (GetOverlappedResult (backend->pipe, &dir->overlapped, &n, wait))
-    {
-      dir->pending = FALSE;
-      return n;
-    }
-
-  errsv = GetLastError ();
-  if (errsv == ERROR_IO_INCOMPLETE)
+  if (dir->from_caller || !write_done (dir))
     return -1;
-
-  dir->pending = FALSE;
-  if (errsv != ERROR_OPERATION_ABORTED)
-    dir->error = errsv;
-  return n;
+  return write_take_result (backend);
 }
 
 static gboolean
@@ -373,17 +457,43 @@ write_begin (Backend     *backend,
   Direction *dir = &backend->write;
   DWORD errsv;
 
-  ResetEvent (dir->event);
-  memset (&dir->overlapped, 0, sizeof dir->overlapped);
-  dir->overlapped.hEvent = dir->event;
+  if (backend->io == NULL)
+    {
+      *out_error = backend->io_error;
+      return FALSE;
+    }
 
-  if (WriteFile (backend->pipe, buffer, (DWORD) count, NULL, &dir->overlapped) ||
-      (errsv = GetLastError ()) == ERROR_IO_PENDING)
+  ResetEvent (dir->event);
+  memset (&dir->overlapped, 0, sizeof dir->overlapped);  /* no event, see above */
+  g_atomic_int_set (&dir->completion, WRITE_IN_FLIGHT);
+  g_atomic_int_inc (&backend->owners);  /* the completion callback's */
+  StartThreadpoolIo (backend->io);
+
+  if (WriteFile (backend->pipe, buffer, (DWORD) count, NULL, &dir->overlapped))
+    {
+      dir->pending = TRUE;
+      if (backend->skip_on_success)
+        {
+          /* Done, and no completion packet comes for it */
+          CancelThreadpoolIo (backend->io);
+          g_atomic_int_add (&backend->owners, -1);  /* the conn still owns it */
+          dir->result_error = NO_ERROR;
+          dir->result_bytes = (DWORD) dir->overlapped.InternalHigh;
+          SetEvent (dir->event);
+          g_atomic_int_set (&dir->completion, WRITE_DONE);
+        }
+      return TRUE;
+    }
+
+  errsv = GetLastError ();
+  if (errsv == ERROR_IO_PENDING)
     {
       dir->pending = TRUE;
       return TRUE;
     }
 
+  CancelThreadpoolIo (backend->io);
+  g_atomic_int_add (&backend->owners, -1);
   *out_error = errsv;
   SetEvent (dir->event);
   return FALSE;
@@ -418,7 +528,7 @@ conn_write_nonblocking (LsockConn    *conn,
       return -1;
     }
 
-  if (write_collect (backend, FALSE) < 0)
+  if (write_collect (backend) < 0)
     {
       g_mutex_unlock (&dir->lock);
       if (g_atomic_int_compare_and_exchange (&dir->timed_out, 1, 0))
@@ -485,7 +595,7 @@ write_wait_idle (LsockConn     *conn,
           set_closed_error (conn, error);
           return FALSE;
         }
-      busy = write_collect (backend, FALSE) < 0;
+      busy = write_collect (backend) < 0;
       g_mutex_unlock (&dir->lock);
       if (!busy)
         return TRUE;
@@ -571,14 +681,18 @@ conn_write (LsockConn     *conn,
 
   handles[0] = dir->event;
   handles[1] = backend->closed_event;
-  {
-    int wait_ms = 0;
-    gint64 left = deadline > 0 ? deadline - g_get_monotonic_time () : 0;
+  for (;;)
+    {
+      int wait_ms = 0;
 
-    if (deadline > 0)
-      wait_ms = (int) MAX (1, left / 1000);
-    res = _lsock_win32_wait (handles, 2, wait_ms, cancellable, NULL);
-  }
+      if (deadline > 0)
+        wait_ms = (int) MAX (1, (deadline - g_get_monotonic_time ()) / 1000);
+      res = _lsock_win32_wait (handles, 2, wait_ms, cancellable, NULL);
+      /* Woken between the callback's SetEvent() and its marking the
+       * write done: wait on */
+      if (res != 0 || write_done (dir))
+        break;
+    }
 
   g_mutex_lock (&dir->lock);
   dir->from_caller = FALSE;
@@ -593,7 +707,8 @@ conn_write (LsockConn     *conn,
     {
       /* Cancelled or timed out: stop it; what went through went through */
       CancelIoEx (backend->pipe, &dir->overlapped);
-      n = write_collect (backend, TRUE);
+      write_wait_done (dir);
+      n = write_take_result (backend);
       g_mutex_unlock (&dir->lock);
       if (n > 0)
         return n;
@@ -605,7 +720,7 @@ conn_write (LsockConn     *conn,
       return -1;
     }
 
-  n = write_collect (backend, TRUE);
+  n = write_take_result (backend);
   errsv = dir->error;
   dir->error = 0;
   g_mutex_unlock (&dir->lock);
@@ -624,7 +739,7 @@ conn_is_writable (LsockConn *conn)
   gboolean ready;
 
   g_mutex_lock (&backend->write.lock);
-  ready = backend->closed || write_collect (backend, FALSE) >= 0;
+  ready = backend->closed || write_collect (backend) >= 0;
   g_mutex_unlock (&backend->write.lock);
 
   return ready;
@@ -867,6 +982,12 @@ backend_new (HANDLE pipe)
   backend->owners = 1;
   direction_init (&backend->read, FALSE);
   direction_init (&backend->write, TRUE);
+  backend->io = CreateThreadpoolIo (backend->pipe, write_done_cb, backend, NULL);
+  if (backend->io == NULL)
+    backend->io_error = GetLastError ();
+  else
+    backend->skip_on_success =
+      SetFileCompletionNotificationModes (backend->pipe, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS);
   return backend;
 }
 
@@ -885,9 +1006,13 @@ _lsock_stream_get_pipe (LsockStream *stream)
   return backend->pipe;
 }
 
+/* Closed, with no write in flight; maybe in the completion callback of the
+ * last one (CloseThreadpoolIo() then frees the object once it returns) */
 static void
 backend_free (Backend *backend)
 {
+  if (backend->io != NULL)
+    CloseThreadpoolIo (backend->io);
   direction_clear (&backend->read);
   direction_clear (&backend->write);
   CloseHandle (backend->closed_event);
@@ -899,21 +1024,6 @@ backend_release (Backend *backend)
 {
   if (g_atomic_int_dec_and_test (&backend->owners))
     backend_free (backend);
-}
-
-/* In a thread-pool thread: the write that kept a closed pipe open is done */
-static void CALLBACK
-linger_done_cb (void    *user_data,
-                BOOLEAN  timed_out)
-{
-  Backend *backend = user_data;
-  DWORD n;
-
-  GetOverlappedResult (backend->linger_pipe, &backend->write.overlapped, &n, FALSE);
-  CloseHandle (backend->linger_pipe);
-  /* Allowed in the callback when it does not wait */
-  UnregisterWait (backend->linger_wait);
-  backend_release (backend);
 }
 
 /* Cancels what is in flight (but lets a write finish, see above), closes
@@ -942,25 +1052,21 @@ backend_close (Backend *backend)
           /* A blocking write in another thread, which returns CLOSED: its
            * buffer is the caller's, so it must stop now */
           CancelIoEx (backend->pipe, &backend->write.overlapped);
-          GetOverlappedResult (backend->pipe, &backend->write.overlapped, &n, TRUE);
-          backend->write.pending = FALSE;
+          write_wait_done (&backend->write);
+          write_take_result (backend);
         }
       if (backend->write.pending)
         {
-          /* A non-blocking write, from our buffer: let it finish, then
-           * close */
+          /* A non-blocking write, from our buffer: let it finish, and its
+           * callback close the handle; unless it has finished already
+           * (WRITE_COMPLETED or WRITE_DONE: the result is there) */
           backend->linger_pipe = backend->pipe;
-          g_atomic_int_inc (&backend->owners);
-          lingering = RegisterWaitForSingleObject (&backend->linger_wait, backend->write.event,
-                                                   linger_done_cb, backend, INFINITE,
-                                                   WT_EXECUTEONLYONCE);
-          if (!lingering)
-            {
-              g_atomic_int_dec_and_test (&backend->owners);
-              CancelIoEx (backend->pipe, &backend->write.overlapped);
-              GetOverlappedResult (backend->pipe, &backend->write.overlapped, &n, TRUE);
-            }
-          backend->write.pending = FALSE;
+          lingering = g_atomic_int_compare_and_exchange (&backend->write.completion,
+                                                         WRITE_IN_FLIGHT, WRITE_LINGERING);
+          if (lingering)
+            backend->write.pending = FALSE;
+          else
+            write_take_result (backend);
         }
       /* No DisconnectNamedPipe(): it would discard what the peer has not
        * read yet. Closing keeps it readable, then the peer sees EOF. */
@@ -969,10 +1075,9 @@ backend_close (Backend *backend)
       backend->pipe = INVALID_HANDLE_VALUE;
       SetEvent (backend->closed_event);
       /* Sources report the closed stream at once (they also watch
-       * closed_event; the write event belongs to the linger wait) */
+       * closed_event) */
       SetEvent (backend->read.event);
-      if (!lingering)
-        SetEvent (backend->write.event);
+      SetEvent (backend->write.event);
     }
   g_mutex_unlock (&backend->write.lock);
   g_mutex_unlock (&backend->read.lock);

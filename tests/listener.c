@@ -1104,8 +1104,7 @@ reentrant_outer_cb (GObject      *source,
       r->clients[1] = connect_tagged (r->name, 'b');
     }
 
-  while (r->n_done < 2)
-    g_main_context_iteration (NULL, TRUE);
+  lsock_test_wait_until (r->n_done >= 2);
 }
 
 static void
@@ -1449,8 +1448,7 @@ on_incoming_nested (LsockListener *listener,
       /* Connect one more and wait for it from in here */
       ni->n_nested++;
       g_ptr_array_add (ni->clients, connect_tagged (ni->name, ni->clients->len));
-      while (ni->servers->len < want)
-        g_main_context_iteration (NULL, TRUE);
+      lsock_test_wait_until (ni->servers->len >= want);
     }
   ni->depth--;
 

@@ -98,6 +98,71 @@ lsock_test_cleanup_dirs (void)
   G_UNLOCK (tmp_dirs);
 }
 
+struct _LsockTestWait
+{
+  GMainContext *context;
+  GSource      *timeout;
+  gboolean      expired;
+};
+
+guint
+lsock_test_wait_seconds (void)
+{
+  static gsize seconds;
+
+  if (g_once_init_enter (&seconds))
+    {
+      const char *env = g_getenv ("LSOCK_TEST_WAIT_SECONDS");
+      guint64 value = env != NULL ? g_ascii_strtoull (env, NULL, 10) : 0;
+
+      g_once_init_leave (&seconds, value > 0 && value < G_MAXUINT / 1000 ? (gsize) value : 60);
+    }
+  return (guint) seconds;
+}
+
+static gboolean
+wait_expired_cb (gpointer data)
+{
+  LsockTestWait *wait = data;
+
+  wait->expired = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+LsockTestWait *
+lsock_test_wait_begin (void)
+{
+  LsockTestWait *wait = g_new0 (LsockTestWait, 1);
+
+  /* A timeout source on the context being iterated, so that a blocking
+   * iteration returns when the time is up even if nothing else happens */
+  wait->context = g_main_context_ref_thread_default ();
+  wait->timeout = g_timeout_source_new_seconds (lsock_test_wait_seconds ());
+  g_source_set_callback (wait->timeout, wait_expired_cb, wait, NULL);
+  g_source_set_static_name (wait->timeout, "[lsock-test] wait bound");
+  g_source_attach (wait->timeout, wait->context);
+  return wait;
+}
+
+void
+lsock_test_wait_iterate (LsockTestWait *wait,
+                         const char    *what,
+                         const char    *where)
+{
+  if (wait->expired)
+    g_error ("%s: still waiting for “%s” after %u s", where, what, lsock_test_wait_seconds ());
+  g_main_context_iteration (wait->context, TRUE);
+}
+
+void
+lsock_test_wait_end (LsockTestWait *wait)
+{
+  g_source_destroy (wait->timeout);
+  g_source_unref (wait->timeout);
+  g_main_context_unref (wait->context);
+  g_free (wait);
+}
+
 void
 lsock_test_store_result (GObject      *source,
                          GAsyncResult *result,

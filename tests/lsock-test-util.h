@@ -16,9 +16,29 @@ const char *lsock_test_tmp_dir       (void);
 /* Removes the directories made by this process; call at the end of main() */
 void       lsock_test_cleanup_dirs   (void);
 
-/* Iterates the thread-default main context until *flag is non-zero */
-#define lsock_test_wait_until(flag) \
-  G_STMT_START { while (!(flag)) g_main_context_iteration (NULL, TRUE); } G_STMT_END
+/* The bound on every wait of a test: 60 s, or $LSOCK_TEST_WAIT_SECONDS */
+guint      lsock_test_wait_seconds   (void);
+
+/* Iterates the thread-default main context until @cond holds. The wait
+ * is bounded: after lsock_test_wait_seconds() the test fails, naming
+ * @cond, instead of hanging until the harness kills it. */
+#define lsock_test_wait_until(cond) \
+  G_STMT_START { \
+    LsockTestWait *lsock_test_wait_ = lsock_test_wait_begin (); \
+    while (!(cond)) \
+      lsock_test_wait_iterate (lsock_test_wait_, #cond, G_STRLOC); \
+    lsock_test_wait_end (lsock_test_wait_); \
+  } G_STMT_END
+
+/* For lsock_test_wait_until() */
+typedef struct _LsockTestWait LsockTestWait;
+LsockTestWait *lsock_test_wait_begin   (void);
+/* One blocking iteration of the context; fails the test once the wait's
+ * time is up */
+void           lsock_test_wait_iterate (LsockTestWait *wait,
+                                        const char    *what,
+                                        const char    *where);
+void           lsock_test_wait_end     (LsockTestWait *wait);
 
 /* Iterates @context (NULL: the thread-default one) once, waiting at most
  * until @deadline (monotonic time) */

@@ -344,8 +344,8 @@ run_clients (LsockName *name)
       lsock_stream_connect_async (name, NULL, client_connect_cb, client);
     }
 
-  while (test->n_clients_finished < N_CLIENTS || test->n_servers_finished < N_CLIENTS)
-    g_main_context_iteration (NULL, TRUE);
+  lsock_test_wait_until (test->n_clients_finished >= N_CLIENTS &&
+                         test->n_servers_finished >= N_CLIENTS);
 
   g_assert_cmpuint (test->n_connected, ==, N_CLIENTS);
   g_assert_cmpuint (test->n_incoming, ==, N_CLIENTS);

@@ -943,18 +943,17 @@ round_trip_in_context (LsockTestPair *pair,
   char buf[16];
   gssize n;
 
+  g_assert_true (g_main_context_get_thread_default () == context);
   g_output_stream_write_async (out_of (pair->client), "ping", 4, G_PRIORITY_DEFAULT, NULL,
                                lsock_test_store_result, &result);
-  while (result == NULL)
-    g_main_context_iteration (context, TRUE);
+  lsock_test_wait_until (result != NULL);
   g_assert_cmpint (g_output_stream_write_finish (out_of (pair->client), result, &error), ==, 4);
   g_assert_no_error (error);
   g_clear_object (&result);
 
   g_input_stream_read_async (in_of (pair->server), buf, sizeof buf, G_PRIORITY_DEFAULT, NULL,
                              lsock_test_store_result, &result);
-  while (result == NULL)
-    g_main_context_iteration (context, TRUE);
+  lsock_test_wait_until (result != NULL);
   n = g_input_stream_read_finish (in_of (pair->server), result, &error);
   g_assert_no_error (error);
   g_assert_cmpmem (buf, n, "ping", 4);
@@ -1311,8 +1310,7 @@ cross_writer_thread (gpointer user_data)
   g_cond_signal (&ct->cond);
   g_mutex_unlock (&ct->lock);
 
-  while (!ct->client_writer.done)
-    g_main_context_iteration (ct->writer_context, TRUE);
+  lsock_test_wait_until (ct->client_writer.done);
 
   g_main_context_pop_thread_default (ct->writer_context);
   return NULL;
@@ -1463,6 +1461,18 @@ wakeup_worker (gpointer user_data)
   return NULL;
 }
 
+static gboolean
+wakeup_round_done (Wakeup *w,
+                   guint   round)
+{
+  gboolean done;
+
+  g_mutex_lock (&w->lock);
+  done = w->done_round == round;
+  g_mutex_unlock (&w->lock);
+  return done;
+}
+
 static void
 test_wakeup_from_other_thread (void)
 {
@@ -1500,17 +1510,7 @@ test_wakeup_from_other_thread (void)
       g_cond_broadcast (&w.cond);
       g_mutex_unlock (&w.lock);
 
-      for (;;)
-        {
-          gboolean done;
-
-          g_mutex_lock (&w.lock);
-          done = w.done_round == round;
-          g_mutex_unlock (&w.lock);
-          if (done)
-            break;
-          g_main_context_iteration (NULL, TRUE);
-        }
+      lsock_test_wait_until (wakeup_round_done (&w, round));
       g_assert_cmpuint (w.byte, ==, (guint8) round);
     }
   g_thread_join (thread);
@@ -1699,12 +1699,22 @@ echo_server_read (Echo *e)
                              echo_server_read_cb, e);
 }
 
+static gboolean
+echoes_done (const Echo *echoes)
+{
+  for (guint i = 0; i < N_ECHO_PAIRS; i++)
+    {
+      if (!echoes[i].client_done || !echoes[i].server_done)
+        return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 test_echo_many_small (void)
 {
   int fds_before = lsock_test_settled_fd_count ();
   Echo *echoes = g_new0 (Echo, N_ECHO_PAIRS);
-  gboolean all_done = FALSE;
 
   for (guint i = 0; i < N_ECHO_PAIRS; i++)
     {
@@ -1717,13 +1727,7 @@ test_echo_many_small (void)
       echo_client_start_round (&echoes[i]);
     }
 
-  while (!all_done)
-    {
-      g_main_context_iteration (NULL, TRUE);
-      all_done = TRUE;
-      for (guint i = 0; i < N_ECHO_PAIRS; i++)
-        all_done = all_done && echoes[i].client_done && echoes[i].server_done;
-    }
+  lsock_test_wait_until (echoes_done (echoes));
   lsock_test_drain_main_context ();
 
   for (guint i = 0; i < N_ECHO_PAIRS; i++)

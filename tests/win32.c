@@ -709,6 +709,34 @@ test_close_keeps_data (void)
   g_assert_finalize_object (name);
 }
 
+/* Writes @data without blocking while the stream takes it, which fills
+ * the pipe (the peer is not reading) and leaves a write in flight. Returns
+ * how much was accepted. */
+static gsize
+fill_nonblocking (LsockStream  *stream,
+                  const guint8 *data,
+                  gsize         size)
+{
+  GPollableOutputStream *out =
+    G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (G_IO_STREAM (stream)));
+  gsize queued = 0;
+
+  while (queued < size)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize w = g_pollable_output_stream_write_nonblocking (out, data + queued, size - queued,
+                                                             NULL, &error);
+      if (w < 0)
+        {
+          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+          break;
+        }
+      queued += w;
+    }
+  g_assert_cmpuint (queued, <, size);
+  return queued;
+}
+
 /* Closing with a non-blocking write still in flight (the peer is not
  * reading) neither blocks nor loses it: the pipe lingers until it is read */
 static void
@@ -722,7 +750,7 @@ test_close_lingers (void)
   enum { SIZE = 256 * 1024 };
   g_autofree guint8 *data = g_malloc (SIZE);
   g_autofree guint8 *back = g_malloc (SIZE + 1);
-  gsize queued = 0, n = 0;
+  gsize queued, n = 0;
 
   g_assert_no_error (error);
   client = lsock_stream_connect (name, NULL, &error);
@@ -732,21 +760,8 @@ test_close_lingers (void)
   for (gsize i = 0; i < SIZE; i++)
     data[i] = (guint8) (i * 7 + i / 251);
 
-  /* Fill the pipe and our buffer, until a write is left in flight */
   out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (G_IO_STREAM (client)));
-  while (queued < SIZE)
-    {
-      gssize w = g_pollable_output_stream_write_nonblocking (out, data + queued, SIZE - queued,
-                                                             NULL, &error);
-      if (w < 0)
-        {
-          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
-          g_clear_error (&error);
-          break;
-        }
-      queued += w;
-    }
-  g_assert_cmpuint (queued, <, SIZE);
+  queued = fill_nonblocking (client, data, SIZE);
   g_assert_false (g_pollable_output_stream_is_writable (out));
 
   /* A close that waited for the peer to read would never return here: the
@@ -761,6 +776,123 @@ test_close_lingers (void)
   g_assert_cmpmem (back, n, data, queued);
 
   g_assert_finalize_object (server);
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
+/* ---------------------------------------------------------------------- */
+
+/* Windows cancels the overlapped I/O a thread started when that thread
+ * exits, unless the handle is bound to a completion port and the I/O has
+ * no event. A stream or listener used from a short-lived thread must not
+ * lose anything to that: not a write in flight, not a lingering close, not
+ * a client connecting to an instance whose wait the thread had started. */
+
+typedef struct
+{
+  LsockStream  *stream;
+  const guint8 *data;
+  gsize         size;
+  gboolean      then_close;
+  gsize         queued;
+} FillThread;
+
+static gpointer
+fill_thread (gpointer user_data)
+{
+  FillThread *ft = user_data;
+
+  ft->queued = fill_nonblocking (ft->stream, ft->data, ft->size);
+  if (ft->then_close)
+    g_io_stream_close (G_IO_STREAM (ft->stream), NULL, NULL);
+  return NULL;
+}
+
+static void
+check_thread_exit_write (gboolean then_close)
+{
+  g_autoptr(GError) error = NULL;
+  LsockTestPair pair = { 0 };
+  enum { SIZE = 256 * 1024 };
+  g_autofree guint8 *data = g_malloc (SIZE);
+  g_autofree guint8 *back = g_malloc (SIZE + 1);
+  FillThread ft;
+  gsize n = 0;
+
+  lsock_test_pair_open (&pair, lsock_test_namespaced_name ());
+  for (gsize i = 0; i < SIZE; i++)
+    data[i] = (guint8) (i * 11 + i / 253);
+
+  ft = (FillThread) { pair.client, data, SIZE, then_close, 0 };
+  g_thread_join (g_thread_new ("fill", fill_thread, &ft));
+
+  /* The thread is gone, its last write still in flight. Bounded: bytes
+   * lost would otherwise leave this read waiting for ever. */
+  lsock_stream_set_timeout (pair.server, lsock_test_wait_seconds () * 1000);
+  g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (pair.server)),
+                           back, then_close ? SIZE + 1 : ft.queued, &n, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (back, n, data, ft.queued);
+
+  if (!then_close)
+    {
+      /* And the stream goes on working */
+      send_all (pair.client, "more", 4);
+      expect (pair.server, "more");
+    }
+  lsock_test_pair_close (&pair);
+}
+
+static void
+test_thread_exit_write (void)
+{
+  check_thread_exit_write (FALSE);
+}
+
+static void
+test_thread_exit_close (void)
+{
+  check_thread_exit_write (TRUE);
+}
+
+static gpointer
+listen_thread (gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+  LsockListener *listener = lsock_listener_new (user_data, &error);
+
+  g_assert_no_error (error);
+  return listener;
+}
+
+static void
+test_thread_exit_listener (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *listener;
+  GAsyncResult *result = NULL;
+  LsockStream *client, *server;
+
+  /* Its instances' ConnectNamedPipe() were started there */
+  listener = g_thread_join (g_thread_new ("listen", listen_thread, name));
+
+  client = lsock_stream_connect (name, NULL, &error);
+  g_assert_no_error (error);
+  lsock_listener_accept_async (listener, NULL, lsock_test_store_result, &result);
+  lsock_test_wait_until (result != NULL);
+  server = lsock_listener_accept_finish (listener, result, &error);
+  g_assert_no_error (error);
+  g_clear_object (&result);
+
+  send_all (client, "hi", 2);
+  expect (server, "hi");
+  send_all (server, "ho", 2);
+  expect (client, "ho");
+
+  g_assert_finalize_object (client);
+  g_assert_finalize_object (server);
+  lsock_listener_close (listener);
   g_assert_finalize_object (listener);
   g_assert_finalize_object (name);
 }
@@ -879,6 +1011,9 @@ WIN32_ONLY_TEST (test_cancel_read)
 WIN32_ONLY_TEST (test_close_keeps_data)
 WIN32_ONLY_TEST (test_async_eof)
 WIN32_ONLY_TEST (test_close_lingers)
+WIN32_ONLY_TEST (test_thread_exit_write)
+WIN32_ONLY_TEST (test_thread_exit_close)
+WIN32_ONLY_TEST (test_thread_exit_listener)
 WIN32_ONLY_TEST (test_no_handle_leaks)
 
 #endif /* G_OS_WIN32 */
@@ -901,6 +1036,9 @@ main (int   argc,
   g_test_add_func ("/lsock/win32/close-keeps-data", test_close_keeps_data);
   g_test_add_func ("/lsock/win32/async-eof", test_async_eof);
   g_test_add_func ("/lsock/win32/close-lingers", test_close_lingers);
+  g_test_add_func ("/lsock/win32/thread-exit/write", test_thread_exit_write);
+  g_test_add_func ("/lsock/win32/thread-exit/close", test_thread_exit_close);
+  g_test_add_func ("/lsock/win32/thread-exit/listener", test_thread_exit_listener);
   g_test_add_func ("/lsock/win32/no-handle-leaks", test_no_handle_leaks);
 
   return g_test_run ();
