@@ -30,6 +30,33 @@
  * with %G_IO_ERROR_TIMED_OUT when it elapses; every operation takes a
  * [class@Gio.Cancellable].
  *
+ * ## Asynchronous operations
+ *
+ * On Unix, asynchronous reads and writes are driven by one watch per
+ * connection on the caller's thread-default main context (one epoll
+ * descriptor per context on Linux), and report with a new
+ * [class@Lsock.AsyncResult] each, never before the `_async()` call has
+ * returned. Cancellables and [property@Lsock.Stream:timeout] work as for
+ * blocking calls.
+ *
+ * ## Lifetime and closing
+ *
+ * As with a [class@Gio.SocketConnection], dropping the last reference to
+ * the stream closes the connection, unless an operation on its input or
+ * output stream is pending: then the connection stays open until that
+ * operation is done and nothing holds the substreams (a `splice_async()`
+ * echo service may drop the stream at once).
+ *
+ * [method@Gio.IOStream.close] closes the connection at once, from any
+ * thread: pending and later operations on the substreams end with
+ * %G_IO_ERROR_CLOSED, each in its own main context; a blocking read or
+ * write in another thread returns. The substreams are not closed through
+ * [method@Gio.InputStream.close], which marks a stream busy while it runs
+ * and would make an operation that another thread starts at that moment
+ * fail with %G_IO_ERROR_PENDING; so [method@Gio.InputStream.is_closed] on
+ * them stays %FALSE. Closing a substream by itself does nothing to the
+ * connection.
+ *
  * Since: 1.0
  */
 
