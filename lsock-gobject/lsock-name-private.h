@@ -16,11 +16,18 @@ struct _LsockName
   LsockNameKind  kind;
   /* The path, or the namespaced name without its "@" */
   char          *name;
-  /* What lsock_name_to_string() returns and error messages show */
+  /* What lsock_name_to_string() returns: "@name", or the path, exactly */
   char          *display;
+  /* What error messages show, always UTF-8: display, with any byte that
+   * is not UTF-8 as \xNN (NULL when display is UTF-8 already) */
+  char          *shown;
+  /* A generic name that became a path in the per-user private directory
+   * (macOS, the BSDs): that directory is checked again at each use */
+  gboolean       in_private_dir;
 };
 
-/* The string shown in error messages: "@foo" or the path. (transfer none) */
+/* The string shown in error messages: "@foo" or the path, valid UTF-8
+ * (bytes that are not are written \xNN). (transfer none) */
 const char           *_lsock_name_get_display                (LsockName   *self);
 
 /* A namespaced name as error messages show it: "@name", with invalid
@@ -53,6 +60,14 @@ gunichar2            *_lsock_name_dup_pipe_path_utf16        (LsockName   *self)
 char                 *_lsock_name_ensure_private_dir         (const char  *runtime_dir,
                                                               const char  *tmp_dir,
                                                               GError     **error);
+
+/* For a name in the private directory: that the directory is still ours
+ * and private, as when the name was made (G_IO_ERROR_PERMISSION_DENIED if
+ * not); TRUE for any other name */
+gboolean              _lsock_name_check_private_dir          (LsockName   *self,
+                                                              GError     **error);
+/* Tests: a path name treated as one in the private directory */
+LsockName            *_lsock_name_new_private_path_for_testing (const char *path);
 
 # include <sys/socket.h>
 # include <sys/un.h>

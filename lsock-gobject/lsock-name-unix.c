@@ -185,6 +185,32 @@ _lsock_name_ensure_private_dir (const char  *runtime_dir,
   return g_steal_pointer (&dir);
 }
 
+gboolean
+_lsock_name_check_private_dir (LsockName  *self,
+                               GError    **error)
+{
+  g_autofree char *dir = NULL;
+  const char *why = NULL;
+  int errsv = 0;
+
+  if (!self->in_private_dir)
+    return TRUE;
+
+  dir = g_path_get_dirname (self->name);
+  if (_lsock_unix_check_private_dir (dir, &why, &errsv))
+    return TRUE;
+
+  {
+    g_autofree char *shown = g_filename_display_name (dir);
+
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                 _("Refusing to use “%s”: its private directory “%s” is not private any more: %s"),
+                 _lsock_name_get_display (self), shown,
+                 why != NULL ? why : g_strerror (errsv));
+  }
+  return FALSE;
+}
+
 socklen_t
 _lsock_name_to_sockaddr (LsockName          *self,
                          struct sockaddr_un *addr)

@@ -1,14 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <string.h>
+
 #include "lsock-name-private.h"
 #include "lsock-i18n-private.h"
 #include "lsock-win32-private.h"
 
 /* Windows: namespaced and generic names are named pipes "\\.\pipe\NAME";
- * there are no socket files (no AF_UNIX backend yet). */
+ * there are no socket files (no AF_UNIX backend yet).
+ *
+ * A pipe name is one path component: a "\" or "/" in it would reach out of
+ * the pipe namespace ("..\C:\file" is a file, "..\UNC\host\share\x"
+ * another machine), since Win32 normalises "\\.\" paths. The pipe is
+ * opened as "\\?\pipe\NAME", which Win32 passes on as it is. */
 
-#define PIPE_PREFIX_W   L"\\\\.\\pipe\\"
+#define PIPE_PREFIX     "\\\\?\\pipe\\"
 #define PIPE_PREFIX_LEN 9
 /* The whole "\\.\pipe\NAME", in UTF-16 units */
 #define PIPE_PATH_MAX   256
@@ -49,6 +56,16 @@ _lsock_name_check_namespaced_impl (const char  *name,
       return FALSE;
     }
 
+  if (strpbrk (name, "\\/") != NULL)
+    {
+      g_autofree char *shown = _lsock_name_dup_namespaced_display (name);
+
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("Invalid socket name “%s”: a pipe name must not contain “\\” or “/”"),
+                   shown);
+      return FALSE;
+    }
+
   if (PIPE_PREFIX_LEN + n_units > PIPE_PATH_MAX)
     {
       g_autofree char *shown = _lsock_name_dup_namespaced_display (name);
@@ -84,7 +101,7 @@ _lsock_name_dup_pipe_path_utf16 (LsockName *self)
   g_return_val_if_fail (LSOCK_IS_NAME (self), NULL);
   g_return_val_if_fail (self->kind == LSOCK_NAME_KIND_NAMESPACED, NULL);
 
-  path = g_strconcat ("\\\\.\\pipe\\", self->name, NULL);
+  path = g_strconcat (PIPE_PREFIX, self->name, NULL);
   /* Checked when the name was made */
   return g_utf8_to_utf16 (path, -1, NULL, NULL, NULL);
 }

@@ -122,6 +122,37 @@ skip_dot_slash (const char *path)
   return *p != '\0' ? p : path;
 }
 
+/* @string with each byte that is not part of valid UTF-8 as \xNN, and
+ * backslashes doubled so that the two cannot be confused; NULL if it is
+ * valid UTF-8 */
+static char *
+escape_invalid_utf8 (const char *string)
+{
+  const char *p = string;
+  const char *end;
+  GString *s;
+
+  if (g_utf8_validate (string, -1, NULL))
+    return NULL;
+
+  s = g_string_new (NULL);
+  while (*p != '\0')
+    {
+      if (g_utf8_validate (p, -1, &end))
+        end = p + strlen (p);
+      for (const char *q = p; q < end; q++)
+        {
+          if (*q == '\\')
+            g_string_append_c (s, '\\');
+          g_string_append_c (s, *q);
+        }
+      p = end;
+      if (*p != '\0')
+        g_string_append_printf (s, "\\x%02x", (guchar) *p++);
+    }
+  return g_string_free (s, FALSE);
+}
+
 static LsockName *
 lsock_name_new_take (LsockNameKind  kind,
                      char          *name)
@@ -137,6 +168,7 @@ lsock_name_new_take (LsockNameKind  kind,
     self->display = g_strconcat ("." G_DIR_SEPARATOR_S, name, NULL);
   else
     self->display = g_strdup (name);
+  self->shown = escape_invalid_utf8 (self->display);
 
   return self;
 }
@@ -148,6 +180,7 @@ lsock_name_finalize (GObject *object)
 
   g_clear_pointer (&self->name, g_free);
   g_clear_pointer (&self->display, g_free);
+  g_clear_pointer (&self->shown, g_free);
 
   G_OBJECT_CLASS (lsock_name_parent_class)->finalize (object);
 }
@@ -387,6 +420,7 @@ LsockName *
 lsock_name_new_generic (const char  *name,
                         GError     **error)
 {
+  LsockName *self;
   LsockNameKind kind;
   char *resolved = NULL;
 
@@ -430,8 +464,22 @@ lsock_name_new_generic (const char  *name,
   if (!_lsock_name_resolve_generic_impl (name, &kind, &resolved, error))
     return NULL;
 
-  return lsock_name_new_take (kind, resolved);
+  self = lsock_name_new_take (kind, resolved);
+  /* A path in the private directory: checked again when used */
+  self->in_private_dir = kind == LSOCK_NAME_KIND_PATH;
+  return self;
 }
+
+#ifndef G_OS_WIN32
+LsockName *
+_lsock_name_new_private_path_for_testing (const char *path)
+{
+  LsockName *self = lsock_name_new_take (LSOCK_NAME_KIND_PATH, g_strdup (path));
+
+  self->in_private_dir = TRUE;
+  return self;
+}
+#endif
 
 /**
  * lsock_name_parse: (constructor)
@@ -570,7 +618,7 @@ _lsock_name_get_display (LsockName *self)
 {
   g_return_val_if_fail (LSOCK_IS_NAME (self), NULL);
 
-  return self->display;
+  return self->shown != NULL ? self->shown : self->display;
 }
 
 /**

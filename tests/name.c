@@ -96,12 +96,20 @@ test_parse_namespaced (void)
   g_assert_cmpstr (lsock_name_get_name (name), ==, "@foo");
   g_assert_finalize_object (name);
 
+#ifdef G_OS_WIN32
+  /* On Windows "\" and "/" would step out of the pipe namespace (see
+   * tests/win32.c): refused */
+  g_assert_null (lsock_name_parse ("@a/b", &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+#else
   /* Anything goes after "@", "/" included */
   name = lsock_name_parse ("@a/b", &error);
   g_assert_no_error (error);
   g_assert_cmpint (lsock_name_get_kind (name), ==, LSOCK_NAME_KIND_NAMESPACED);
   g_assert_cmpstr (lsock_name_get_name (name), ==, "a/b");
   g_assert_finalize_object (name);
+#endif
 }
 
 static void
@@ -265,7 +273,12 @@ test_to_string_path_long (void)
 static void
 test_to_string_namespaced (void)
 {
+#ifdef G_OS_WIN32
+  /* No "\\" nor "/" in pipe names (see test_parse_namespaced) */
+  const char *names[] = { "foo", "@foo", ".x", "..", "ünï" };
+#else
   const char *names[] = { "foo", "@foo", "a/b", ".x", "\\\\.\\pipe\\x", "ünï" };
+#endif
 
   if (!have_namespaced ())
     {
