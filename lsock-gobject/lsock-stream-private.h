@@ -28,6 +28,9 @@ struct _LsockConn
   GMutex           lock;
   gboolean         closed;
   gpointer         backend;     /* the platform's connection */
+  /* atomic: the peer closed with data of ours unread (a reset; Linux
+   * reports it, see lsock_stream_get_peer_discarded()) */
+  int              peer_discarded;
 };
 
 /* A connection with one owner (the caller), taking @backend */
@@ -77,13 +80,23 @@ void          _lsock_stream_init_streams_impl     (LsockStream   *self);
 void          _lsock_conn_close_impl              (LsockConn     *conn);
 /* Frees conn->backend (the connection is closed) */
 void          _lsock_conn_free_impl               (LsockConn     *conn);
+/* Connects, within @timeout_ms (0: no limit; G_IO_ERROR_TIMED_OUT after
+ * it, whether the listener's backlog is full or its pipe busy) */
 LsockStream  *_lsock_stream_connect_impl          (LsockName     *name,
+                                                   guint          timeout_ms,
                                                    GCancellable  *cancellable,
                                                    GError       **error);
 /* Returns @task (a GTask of the shared layer) once connected, with the
  * stream, or with an error. Consumes the reference. */
 void          _lsock_stream_connect_async_impl    (GTask         *task,
-                                                   LsockName     *name);
+                                                   LsockName     *name,
+                                                   guint          timeout_ms);
+/* Whether the server at the other end of a fresh connection runs as our
+ * user (or root, LocalSystem): G_IO_ERROR_PERMISSION_DENIED otherwise */
+gboolean      _lsock_stream_check_server_impl     (LsockStream   *self,
+                                                   GError       **error);
+int           _lsock_stream_get_peer_pidfd_impl   (LsockStream   *self,
+                                                   GError       **error);
 GCredentials *_lsock_stream_get_peer_credentials_impl (LsockStream *self,
                                                    GError       **error);
 gboolean      _lsock_stream_shutdown_impl         (LsockStream   *self,
@@ -93,6 +106,9 @@ gboolean      _lsock_stream_shutdown_impl         (LsockStream   *self,
 
 /* Rewrites a G_IO_ERROR_CANCELLED from GLib ("Operation was cancelled") so
  * that it names the socket; other errors are left alone */
+/* G_IO_ERROR_TIMED_OUT for a connect to @name that took too long */
+void          _lsock_stream_set_connect_timed_out_error (LsockName  *name,
+                                                         GError    **error);
 void          _lsock_name_cancelled_error         (LsockName     *name,
                                                    GError        *error);
 

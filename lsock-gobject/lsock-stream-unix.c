@@ -122,24 +122,43 @@ get_so_error (int fd)
 #define BACKLOG_RETRY_MIN_MS 1
 #define BACKLOG_RETRY_MAX_MS 64
 
+/* Milliseconds left until @deadline (0: none), at least 1; 0 if no
+ * deadline; -1 once past it */
+static int
+ms_left (gint64 deadline)
+{
+  gint64 left;
+
+  if (deadline == 0)
+    return 0;
+  left = deadline - g_get_monotonic_time ();
+  if (left <= 0)
+    return -1;
+  return (int) MAX (1, (left + 999) / 1000);
+}
+
 LsockStream *
 _lsock_stream_connect_impl (LsockName     *name,
+                            guint          timeout_ms,
                             GCancellable  *cancellable,
                             GError       **error)
 {
   struct sockaddr_un addr;
   socklen_t addr_len = _lsock_name_to_sockaddr (name, &addr);
+  gint64 deadline = 0;
   int retry_ms = BACKLOG_RETRY_MIN_MS;
   int fd;
   int errsv = 0;
 
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return NULL;
+  if (!_lsock_name_check_private_dir (name, error))
+    return NULL;
 
-  /* With nothing to cancel it, a blocking connect() is the whole job: on a
-   * full backlog the kernel waits for room, and the stream needs a
-   * blocking fd anyway, so no fcntl() either side of it */
-  if (cancellable == NULL)
+  /* With nothing to cancel it and no time limit, a blocking connect() is
+   * the whole job: on a full backlog the kernel waits for room, and the
+   * stream needs a blocking fd anyway, so no fcntl() either side of it */
+  if (cancellable == NULL && timeout_ms == 0)
     {
       fd = _lsock_unix_socket (FALSE, error);
       if (fd < 0)
@@ -151,20 +170,34 @@ _lsock_stream_connect_impl (LsockName     *name,
       return NULL;
     }
 
+  if (timeout_ms > 0)
+    deadline = g_get_monotonic_time () + (gint64) timeout_ms * G_TIME_SPAN_MILLISECOND;
   fd = _lsock_unix_socket (TRUE, error);
   if (fd < 0)
     return NULL;
 
   for (;;)
     {
+      int wait_ms;
+
       switch (try_connect (fd, &addr, addr_len, &errsv))
         {
         case CONNECT_DONE:
           goto connected;
 
         case CONNECT_IN_PROGRESS:
-          if (_lsock_unix_wait (fd, G_IO_OUT, 0, cancellable, error) < 0)
-            goto fail;
+          wait_ms = ms_left (deadline);
+          if (wait_ms < 0)
+            goto timed_out;
+          switch (_lsock_unix_wait (fd, G_IO_OUT, wait_ms, cancellable, error))
+            {
+            case -1:
+              goto fail;
+            case 0:
+              goto timed_out;
+            default:
+              break;
+            }
           errsv = get_so_error (fd);
           if (errsv == 0)
             goto connected;
@@ -172,21 +205,15 @@ _lsock_stream_connect_impl (LsockName     *name,
           goto fail;
 
         case CONNECT_BACKLOG_FULL:
-          /* Nothing becomes ready on fd: wait on the cancellable alone */
-          if (cancellable != NULL)
-            {
-              GPollFD pollfd;
-
-              if (g_cancellable_make_pollfd (cancellable, &pollfd))
-                {
-                  g_poll (&pollfd, 1, retry_ms);
-                  g_cancellable_release_fd (cancellable);
-                }
-              if (g_cancellable_set_error_if_cancelled (cancellable, error))
-                goto fail;
-            }
-          else
-            g_usleep (retry_ms * 1000);
+          /* Nothing becomes ready on fd: wait on the cancellable alone, a
+           * pause that grows, within the time left */
+          wait_ms = ms_left (deadline);
+          if (wait_ms < 0)
+            goto timed_out;
+          if (wait_ms == 0 || wait_ms > retry_ms)
+            wait_ms = retry_ms;
+          if (_lsock_unix_wait (-1, 0, wait_ms, cancellable, error) < 0)
+            goto fail;
           retry_ms = MIN (retry_ms * 2, BACKLOG_RETRY_MAX_MS);
           break;
 
@@ -201,6 +228,8 @@ connected:
   _lsock_unix_set_nonblocking (fd, FALSE);
   return stream_new (name, fd);
 
+timed_out:
+  _lsock_stream_set_connect_timed_out_error (name, error);
 fail:
   close (fd);
   return NULL;
@@ -213,6 +242,7 @@ typedef struct
   socklen_t           addr_len;
   int                 fd;
   int                 retry_ms;
+  gint64              deadline;  /* 0: none */
   GSource            *source;
 } ConnectData;
 
@@ -245,6 +275,16 @@ connect_async_ready_cb (int          fd,
 
   if (g_task_return_error_if_cancelled (task))
     goto out;
+
+  /* The source's timeout (the time left) elapsed */
+  if (condition == 0)
+    {
+      GError *error = NULL;
+
+      _lsock_stream_set_connect_timed_out_error (data->name, &error);
+      g_task_return_error (task, error);
+      goto out;
+    }
 
   errsv = get_so_error (data->fd);
   if (errsv != 0)
@@ -300,9 +340,21 @@ connect_async_step (GTask *task)
   ConnectData *data = g_task_get_task_data (task);
   GSource *source;
   int errsv = 0;
+  int wait_ms;
 
   if (g_task_return_error_if_cancelled (task))
     {
+      g_object_unref (task);
+      return;
+    }
+
+  wait_ms = ms_left (data->deadline);
+  if (wait_ms < 0)
+    {
+      GError *error = NULL;
+
+      _lsock_stream_set_connect_timed_out_error (data->name, &error);
+      g_task_return_error (task, error);
       g_object_unref (task);
       return;
     }
@@ -317,14 +369,16 @@ connect_async_step (GTask *task)
       return;
 
     case CONNECT_IN_PROGRESS:
-      source = _lsock_unix_fd_source_new (data->fd, G_IO_OUT, 0);
+      /* Dispatches with no condition once the time left is up */
+      source = _lsock_unix_fd_source_new (data->fd, G_IO_OUT, wait_ms);
       g_source_set_callback (source, (GSourceFunc) (void (*)(void)) connect_async_ready_cb,
                              task, NULL);
       watch (task, source);
       return;
 
     case CONNECT_BACKLOG_FULL:
-      source = g_timeout_source_new (data->retry_ms);
+      source = g_timeout_source_new (wait_ms == 0 || wait_ms > data->retry_ms ? data->retry_ms :
+                                                                                wait_ms);
       data->retry_ms = MIN (data->retry_ms * 2, BACKLOG_RETRY_MAX_MS);
       g_source_set_callback (source, connect_async_retry_cb, task, NULL);
       watch (task, source);
@@ -345,16 +399,26 @@ connect_async_step (GTask *task)
 
 void
 _lsock_stream_connect_async_impl (GTask     *task,
-                                  LsockName *name)
+                                  LsockName *name,
+                                  guint      timeout_ms)
 {
   ConnectData *data = g_new0 (ConnectData, 1);
   GError *error = NULL;
 
   data->name = g_object_ref (name);
+  g_task_set_task_data (task, data, (GDestroyNotify) connect_data_free);
+  data->fd = -1;
+  if (!_lsock_name_check_private_dir (name, &error))
+    {
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
   data->addr_len = _lsock_name_to_sockaddr (name, &data->addr);
   data->retry_ms = BACKLOG_RETRY_MIN_MS;
+  if (timeout_ms > 0)
+    data->deadline = g_get_monotonic_time () + (gint64) timeout_ms * G_TIME_SPAN_MILLISECOND;
   data->fd = _lsock_unix_socket (TRUE, &error);
-  g_task_set_task_data (task, data, (GDestroyNotify) connect_data_free);
 
   if (data->fd < 0)
     {
@@ -364,6 +428,82 @@ _lsock_stream_connect_async_impl (GTask     *task,
     }
 
   connect_async_step (task);
+}
+
+gboolean
+_lsock_stream_check_server_impl (LsockStream  *self,
+                                 GError      **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  uid_t uid;
+  gid_t gid;
+  pid_t pid;
+  int fd = _lsock_unix_conn_acquire_fd (self->conn, error);
+  gboolean ok;
+
+  if (fd < 0)
+    return FALSE;
+  ok = _lsock_unix_get_peer_ids (fd, &uid, &gid, &pid, &local_error);
+  _lsock_unix_conn_release_fd (self->conn);
+
+  if (!ok)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                   _("Refusing the listener on “%s”: could not tell who it is (%s)"),
+                   _lsock_name_get_display (self->conn->name), local_error->message);
+      return FALSE;
+    }
+  /* Ours, or root's (a system service we may want to reach) */
+  if (uid != geteuid () && uid != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                   _("Refusing the listener on “%s”: it runs as another user (uid %lu); "
+                     "connect with LSOCK_ACCESS_EVERYONE to talk to it anyway"),
+                   _lsock_name_get_display (self->conn->name), (gulong) uid);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+#if defined (__linux__) && !defined (SO_PEERPIDFD)
+# define SO_PEERPIDFD 77
+#endif
+
+int
+_lsock_stream_get_peer_pidfd_impl (LsockStream  *self,
+                                   GError      **error)
+{
+#ifdef SO_PEERPIDFD
+  int pidfd = -1;
+  socklen_t len = sizeof pidfd;
+  int fd = _lsock_unix_conn_acquire_fd (self->conn, error);
+  int errsv;
+  int ret;
+
+  if (fd < 0)
+    return -1;
+  ret = getsockopt (fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len);
+  errsv = errno;
+  _lsock_unix_conn_release_fd (self->conn);
+  if (ret == 0)
+    return pidfd;
+
+  if (errsv == ENOPROTOOPT || errsv == EINVAL)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                 _("Could not get a pidfd for the peer of “%s”: the kernel has no SO_PEERPIDFD "
+                   "(Linux 6.5 and later)"),
+                 _lsock_name_get_display (self->conn->name));
+  else
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                 _("Could not get a pidfd for the peer of “%s”: %s"),
+                 _lsock_name_get_display (self->conn->name), g_strerror (errsv));
+  return -1;
+#else
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+               _("Could not get a pidfd for the peer of “%s”: this platform has no pidfds"),
+               _lsock_name_get_display (self->conn->name));
+  return -1;
+#endif
 }
 
 GCredentials *

@@ -8,6 +8,9 @@
 #include "lsock-i18n-private.h"
 #include "lsock-win32-private.h"
 
+#include <aclapi.h>
+#include <sddl.h>
+
 /* Windows backend of LsockStream: a named pipe handle opened overlapped.
  *
  * Each direction has its own OVERLAPPED, manual-reset event and lock, so a
@@ -1119,11 +1122,14 @@ open_pipe (const gunichar2 *path,
 
 LsockStream *
 _lsock_stream_connect_impl (LsockName     *name,
+                            guint          timeout_ms,
                             GCancellable  *cancellable,
                             GError       **error)
 {
   g_autofree gunichar2 *path = NULL;
   const char *display = _lsock_name_get_display (name);
+  gint64 deadline = timeout_ms > 0 ?
+    g_get_monotonic_time () + (gint64) timeout_ms * G_TIME_SPAN_MILLISECOND : 0;
 
   if (lsock_name_get_kind (name) != LSOCK_NAME_KIND_NAMESPACED)
     {
@@ -1158,11 +1164,20 @@ _lsock_stream_connect_impl (LsockName     *name,
         }
 
       /* Every instance is taken: wait for one, in slices so that
-       * cancellation is noticed (WaitNamedPipeW cannot be cancelled). It
-       * returns early when an instance is free; another client may still
-       * take it first, so try again either way. A FILE_NOT_FOUND here
-       * means the listener went away; the next CreateFileW says so. */
-      if (!WaitNamedPipeW (path, BUSY_RETRY_MAX_MS))
+       * cancellation and the timeout are noticed (WaitNamedPipeW cannot be
+       * cancelled). It returns early when an instance is free; another
+       * client may still take it first, so try again either way. A
+       * FILE_NOT_FOUND here means the listener went away; the next
+       * CreateFileW says so. */
+      if (deadline > 0 && g_get_monotonic_time () >= deadline)
+        {
+          _lsock_stream_set_connect_timed_out_error (name, error);
+          return NULL;
+        }
+      if (!WaitNamedPipeW (path, deadline > 0 ?
+                           (DWORD) CLAMP ((deadline - g_get_monotonic_time ()) / 1000, 1,
+                                          BUSY_RETRY_MAX_MS) :
+                           BUSY_RETRY_MAX_MS))
         {
           errsv = GetLastError ();
           if (errsv != ERROR_SEM_TIMEOUT && errsv != ERROR_FILE_NOT_FOUND &&
@@ -1180,6 +1195,7 @@ typedef struct
   LsockName  *name;
   gunichar2  *path;
   int         retry_ms;
+  gint64      deadline;  /* 0: none */
   GSource    *source;
 } ConnectData;
 
@@ -1247,7 +1263,19 @@ connect_async_step (GTask *task)
       return;
     }
 
-  data->source = g_timeout_source_new (data->retry_ms);
+  if (data->deadline > 0 && g_get_monotonic_time () >= data->deadline)
+    {
+      GError *error = NULL;
+
+      _lsock_stream_set_connect_timed_out_error (data->name, &error);
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+  data->source = g_timeout_source_new (data->deadline > 0 ?
+                                       (guint) CLAMP ((data->deadline - g_get_monotonic_time ()) / 1000,
+                                                      1, data->retry_ms) :
+                                       (guint) data->retry_ms);
   data->retry_ms = MIN (data->retry_ms * 2, BUSY_RETRY_MAX_MS);
   g_source_set_callback (data->source, connect_async_retry_cb, task, NULL);
   cancel_source = g_cancellable_source_new (g_task_get_cancellable (task));
@@ -1261,12 +1289,15 @@ connect_async_step (GTask *task)
 
 void
 _lsock_stream_connect_async_impl (GTask     *task,
-                                  LsockName *name)
+                                  LsockName *name,
+                                  guint      timeout_ms)
 {
   ConnectData *data = g_new0 (ConnectData, 1);
 
   data->name = g_object_ref (name);
   data->retry_ms = BUSY_RETRY_MIN_MS;
+  if (timeout_ms > 0)
+    data->deadline = g_get_monotonic_time () + (gint64) timeout_ms * G_TIME_SPAN_MILLISECOND;
   g_task_set_task_data (task, data, (GDestroyNotify) connect_data_free);
 
   if (lsock_name_get_kind (name) != LSOCK_NAME_KIND_NAMESPACED)
@@ -1280,6 +1311,99 @@ _lsock_stream_connect_async_impl (GTask     *task,
 
   data->path = _lsock_name_dup_pipe_path_utf16 (name);
   connect_async_step (task);
+}
+
+/* The user of the process at the other end of @pipe (a client handle):
+ * through the server's process token; where that process cannot be
+ * opened, the pipe's owner. (transfer full), LocalFree() */
+static PSID
+dup_server_user (HANDLE  pipe,
+                 DWORD  *out_error)
+{
+  PSECURITY_DESCRIPTOR sd = NULL;
+  PSID owner = NULL;
+  ULONG pid = 0;
+  PSID sid = NULL;
+  DWORD res;
+
+  if (GetNamedPipeServerProcessId (pipe, &pid) &&
+      (sid = _lsock_win32_dup_process_user (pid, out_error)) != NULL)
+    return sid;
+
+  res = GetSecurityInfo (pipe, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION,
+                         &owner, NULL, NULL, NULL, &sd);
+  if (res != ERROR_SUCCESS)
+    {
+      *out_error = res;
+      return NULL;
+    }
+  sid = LocalAlloc (LPTR, GetLengthSid (owner));
+  if (sid != NULL)
+    CopySid (GetLengthSid (owner), sid, owner);
+  LocalFree (sd);
+  return sid;
+}
+
+gboolean
+_lsock_stream_check_server_impl (LsockStream  *self,
+                                 GError      **error)
+{
+  Backend *backend = self->conn->backend;
+  const char *display = _lsock_name_get_display (self->conn->name);
+  DWORD errsv = 0;
+  PSID me = _lsock_win32_dup_process_user (0, &errsv);
+  PSID server = NULL;
+  gboolean ok;
+
+  if (me != NULL)
+    {
+      g_mutex_lock (&backend->read.lock);
+      server = dup_server_user (backend->pipe, &errsv);
+      g_mutex_unlock (&backend->read.lock);
+    }
+
+  if (server == NULL)
+    {
+      g_autofree char *text = g_win32_error_message (errsv);
+
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                   _("Refusing the listener on “%s”: could not tell who it is (%s)"),
+                   display, text);
+      if (me != NULL)
+        LocalFree (me);
+      return FALSE;
+    }
+
+  /* Ours, or LocalSystem's (a system service we may want to reach) */
+  ok = EqualSid (server, me) || IsWellKnownSid (server, WinLocalSystemSid);
+  if (!ok)
+    {
+      wchar_t *sid_w = NULL;
+      g_autofree char *sid = NULL;
+
+      if (ConvertSidToStringSidW (server, &sid_w))
+        {
+          sid = g_utf16_to_utf8 (sid_w, -1, NULL, NULL, NULL);
+          LocalFree (sid_w);
+        }
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                   _("Refusing the listener on “%s”: it runs as another user (%s); "
+                     "connect with LSOCK_ACCESS_EVERYONE to talk to it anyway"),
+                   display, sid != NULL ? sid : "?");
+    }
+  LocalFree (server);
+  LocalFree (me);
+  return ok;
+}
+
+int
+_lsock_stream_get_peer_pidfd_impl (LsockStream  *self,
+                                   GError      **error)
+{
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+               _("Could not get a pidfd for the peer of “%s”: this platform has no pidfds"),
+               _lsock_name_get_display (self->conn->name));
+  return -1;
 }
 
 GCredentials *

@@ -178,6 +178,14 @@ _lsock_stream_set_closed_error (LsockStream  *self,
 }
 
 void
+_lsock_stream_set_connect_timed_out_error (LsockName  *name,
+                                           GError    **error)
+{
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+               _("Could not connect to “%s”: timed out"), _lsock_name_get_display (name));
+}
+
+void
 _lsock_name_cancelled_error (LsockName *name,
                              GError    *error)
 {
@@ -475,18 +483,14 @@ lsock_stream_init (LsockStream *self)
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
  *
- * Connects to the listener at @name, blocking until it is connected.
+ * Connects to the listener at @name, blocking until it is connected, and
+ * checks that the listener runs as this user (or as root, or LocalSystem
+ * on Windows): [func@Lsock.Stream.connect_full] with %LSOCK_ACCESS_USER and
+ * no timeout.
  *
  * Bindings call it `Lsock.Stream.connect_to()`: a `connect()` would hide
  * the signal method of every object (`GObject.Object.connect()` in
  * Python).
- *
- * Fails with %G_IO_ERROR_NOT_FOUND when nobody listens at @name,
- * %G_IO_ERROR_CONNECTION_REFUSED when a socket file exists but nobody listens
- * on it any more, %G_IO_ERROR_PERMISSION_DENIED when the operating system
- * forbids the connection, and %G_IO_ERROR_CANCELLED when @cancellable is
- * cancelled. When the listener's backlog is full, this waits (cancellably)
- * until there is room.
  *
  * Returns: (transfer full): a connected stream
  *
@@ -497,15 +501,81 @@ lsock_stream_connect (LsockName     *name,
                       GCancellable  *cancellable,
                       GError       **error)
 {
+  return lsock_stream_connect_full (name, LSOCK_ACCESS_USER, 0, cancellable, error);
+}
+
+/* The server check of connect_full() and its async variant: a stream that
+ * fails it is closed before anyone could send on it */
+static gboolean
+check_server (LsockStream   *stream,
+              LsockAccess    server_access,
+              GError       **error)
+{
+  if (server_access == LSOCK_ACCESS_EVERYONE)
+    return TRUE;
+  if (_lsock_stream_check_server_impl (stream, error))
+    return TRUE;
+  _lsock_conn_close (stream->conn);
+  return FALSE;
+}
+
+/**
+ * lsock_stream_connect_full:
+ * @name: the name to connect to
+ * @server_access: which listeners to talk to: %LSOCK_ACCESS_USER (the
+ *   default of [func@Lsock.Stream.connect]) only to one that runs as this
+ *   user (or as root; LocalSystem on Windows), %LSOCK_ACCESS_EVERYONE to
+ *   any
+ * @timeout_ms: how long the whole connect may take, in milliseconds; 0 for
+ *   no limit
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Connects to the listener at @name, blocking until it is connected.
+ *
+ * The listener's user is checked before the stream is returned, so that
+ * nothing is sent to another user who took the name first (anyone can
+ * bind a free Linux abstract name, or plant the first instance of a
+ * Windows pipe name): a listener that @server_access does not admit fails
+ * the connect with %G_IO_ERROR_PERMISSION_DENIED, and the connection is
+ * closed.
+ *
+ * Fails with %G_IO_ERROR_NOT_FOUND when nobody listens at @name,
+ * %G_IO_ERROR_CONNECTION_REFUSED when a socket file exists but nobody listens
+ * on it any more, %G_IO_ERROR_PERMISSION_DENIED when the operating system
+ * forbids the connection or the listener is refused,
+ * %G_IO_ERROR_TIMED_OUT when @timeout_ms elapses first (a full backlog, a
+ * busy pipe), and %G_IO_ERROR_CANCELLED when @cancellable is cancelled.
+ * Without a timeout, a full backlog is waited out.
+ *
+ * Returns: (transfer full): a connected stream
+ *
+ * Since: 1.0
+ */
+LsockStream *
+lsock_stream_connect_full (LsockName     *name,
+                           LsockAccess    server_access,
+                           guint          timeout_ms,
+                           GCancellable  *cancellable,
+                           GError       **error)
+{
   LsockStream *stream;
 
   g_return_val_if_fail (LSOCK_IS_NAME (name), NULL);
+  g_return_val_if_fail (server_access == LSOCK_ACCESS_USER ||
+                        server_access == LSOCK_ACCESS_EVERYONE, NULL);
+  g_return_val_if_fail (timeout_ms <= G_MAXINT, NULL);
   g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  stream = _lsock_stream_connect_impl (name, cancellable, error);
+  stream = _lsock_stream_connect_impl (name, timeout_ms, cancellable, error);
   if (stream == NULL)
-    _lsock_name_cancelled_error (name, error ? *error : NULL);
+    {
+      _lsock_name_cancelled_error (name, error ? *error : NULL);
+      return NULL;
+    }
+  if (!check_server (stream, server_access, error))
+    g_clear_object (&stream);
   return stream;
 }
 
@@ -516,9 +586,9 @@ lsock_stream_connect (LsockName     *name,
  * @callback: (scope async) (closure user_data): called when the connection is made or has failed
  * @user_data: data for @callback
  *
- * Connects to the listener at @name without blocking: the connection is
- * watched from the thread-default main context of the calling thread, where
- * @callback is called. Call [func@Lsock.Stream.connect_finish] there to get
+ * Connects to the listener at @name without blocking:
+ * [func@Lsock.Stream.connect_full_async] with %LSOCK_ACCESS_USER and no
+ * timeout. Call [func@Lsock.Stream.connect_finish] from @callback to get
  * the stream.
  *
  * Bindings call it `Lsock.Stream.connect_to_async()`.
@@ -531,21 +601,96 @@ lsock_stream_connect_async (LsockName           *name,
                             GAsyncReadyCallback  callback,
                             gpointer             user_data)
 {
+  lsock_stream_connect_full_async (name, LSOCK_ACCESS_USER, 0, cancellable, callback, user_data);
+}
+
+typedef struct
+{
+  LsockName   *name;
+  LsockAccess  server_access;
+} ConnectCheck;
+
+static void
+connect_check_free (ConnectCheck *check)
+{
+  g_object_unref (check->name);
+  g_free (check);
+}
+
+/* The backend's task is done: check the server, then report */
+static void
+connect_done_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ConnectCheck *check = g_task_get_task_data (task);
+  GError *error = NULL;
+  LsockStream *stream;
+
+  stream = g_task_propagate_pointer (G_TASK (result), &error);
+  if (stream != NULL && !check_server (stream, check->server_access, &error))
+    g_clear_object (&stream);
+  if (stream != NULL)
+    g_task_return_pointer (task, stream, g_object_unref);
+  else
+    {
+      _lsock_name_cancelled_error (check->name, error);
+      g_task_return_error (task, error);
+    }
+}
+
+/**
+ * lsock_stream_connect_full_async:
+ * @name: the name to connect to
+ * @server_access: which listeners to talk to, see [func@Lsock.Stream.connect_full]
+ * @timeout_ms: how long the whole connect may take, in milliseconds; 0 for
+ *   no limit
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async) (closure user_data): called when the connection is made or has failed
+ * @user_data: data for @callback
+ *
+ * Connects to the listener at @name without blocking, as
+ * [func@Lsock.Stream.connect_full] does: the connection is watched from the
+ * thread-default main context of the calling thread, where @callback is
+ * called. Call [func@Lsock.Stream.connect_full_finish] (or
+ * [func@Lsock.Stream.connect_finish]) there to get the stream.
+ *
+ * Since: 1.0
+ */
+void
+lsock_stream_connect_full_async (LsockName           *name,
+                                 LsockAccess          server_access,
+                                 guint                timeout_ms,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
   g_autoptr(GTask) task = NULL;
+  ConnectCheck *check;
+  GTask *inner;
 
   g_return_if_fail (LSOCK_IS_NAME (name));
+  g_return_if_fail (server_access == LSOCK_ACCESS_USER ||
+                    server_access == LSOCK_ACCESS_EVERYONE);
+  g_return_if_fail (timeout_ms <= G_MAXINT);
   g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
 
   task = g_task_new (NULL, cancellable, callback, user_data);
-  g_task_set_source_tag (task, lsock_stream_connect_async);
+  g_task_set_source_tag (task, lsock_stream_connect_full_async);
   g_task_set_name (task, "[lsock] connect");
-  /* The task data belongs to the backend; this is for connect_finish() */
-  g_object_set_data_full (G_OBJECT (task), "lsock-name", g_object_ref (name), g_object_unref);
+  check = g_new0 (ConnectCheck, 1);
+  check->name = g_object_ref (name);
+  check->server_access = server_access;
+  g_task_set_task_data (task, check, (GDestroyNotify) connect_check_free);
 
   if (g_task_return_error_if_cancelled (task))
     return;
 
-  _lsock_stream_connect_async_impl (g_steal_pointer (&task), name);
+  /* The backend's own task (its task data is the backend's) */
+  inner = g_task_new (NULL, cancellable, connect_done_cb, g_steal_pointer (&task));
+  g_task_set_source_tag (inner, _lsock_stream_connect_async_impl);
+  _lsock_stream_connect_async_impl (inner, name, timeout_ms);
 }
 
 /**
@@ -553,8 +698,9 @@ lsock_stream_connect_async (LsockName           *name,
  * @result: the result passed to the callback of [func@Lsock.Stream.connect_async]
  * @error: return location for a #GError
  *
- * Finishes a connection started with [func@Lsock.Stream.connect_async].
- * Bindings call it `Lsock.Stream.connect_to_finish()`.
+ * Finishes a connection started with [func@Lsock.Stream.connect_async] or
+ * [func@Lsock.Stream.connect_full_async]. Bindings call it
+ * `Lsock.Stream.connect_to_finish()`.
  *
  * Returns: (transfer full): a connected stream
  *
@@ -564,15 +710,42 @@ LsockStream *
 lsock_stream_connect_finish (GAsyncResult  *result,
                              GError       **error)
 {
+  return lsock_stream_connect_full_finish (result, error);
+}
+
+/**
+ * lsock_stream_connect_full_finish:
+ * @result: the result passed to the callback of [func@Lsock.Stream.connect_full_async]
+ * @error: return location for a #GError
+ *
+ * Finishes a connection started with [func@Lsock.Stream.connect_full_async]
+ * or [func@Lsock.Stream.connect_async].
+ *
+ * Returns: (transfer full): a connected stream
+ *
+ * Since: 1.0
+ */
+LsockStream *
+lsock_stream_connect_full_finish (GAsyncResult  *result,
+                                  GError       **error)
+{
+  GError *local_error = NULL;
+  ConnectCheck *check;
   LsockStream *stream;
 
   g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
-  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == lsock_stream_connect_async, NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == lsock_stream_connect_full_async,
+                        NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  stream = g_task_propagate_pointer (G_TASK (result), error);
-  if (stream == NULL && error != NULL)
-    _lsock_name_cancelled_error (g_object_get_data (G_OBJECT (result), "lsock-name"), *error);
+  stream = g_task_propagate_pointer (G_TASK (result), &local_error);
+  if (stream == NULL)
+    {
+      /* GTask itself reports a cancellation it saw first: name it too */
+      check = g_task_get_task_data (G_TASK (result));
+      _lsock_name_cancelled_error (check->name, local_error);
+      g_propagate_error (error, local_error);
+    }
   return stream;
 }
 
@@ -687,6 +860,68 @@ lsock_stream_get_peer_credentials (LsockStream  *self,
     }
 
   return _lsock_stream_get_peer_credentials_impl (self, error);
+}
+
+/**
+ * lsock_stream_get_peer_pidfd:
+ * @self: a #LsockStream
+ * @error: return location for a #GError
+ *
+ * Gets a pidfd (a descriptor of a process, close-on-exec) for the process
+ * at the other end, as it was when the connection was made: unlike a
+ * process id, it cannot come to name another process once that one has
+ * exited. Use it to check who the peer is (`/proc/self/fdinfo`,
+ * `pidfd_send_signal()`, `poll()` for its exit); close it when done.
+ *
+ * Fails with %G_IO_ERROR_NOT_SUPPORTED where the system has none: Linux
+ * before 6.5 (no `SO_PEERPIDFD`), macOS, the BSDs and Windows.
+ *
+ * Returns: a new pidfd, or -1 with @error set
+ *
+ * Since: 1.0
+ */
+int
+lsock_stream_get_peer_pidfd (LsockStream  *self,
+                             GError      **error)
+{
+  g_return_val_if_fail (LSOCK_IS_STREAM (self), -1);
+  g_return_val_if_fail (error == NULL || *error == NULL, -1);
+
+  if (_lsock_conn_is_closed (self->conn))
+    {
+      _lsock_stream_set_closed_error (self, error);
+      return -1;
+    }
+
+  return _lsock_stream_get_peer_pidfd_impl (self, error);
+}
+
+/**
+ * lsock_stream_get_peer_discarded:
+ * @self: a #LsockStream
+ *
+ * Whether the peer closed the connection with data sent to it still
+ * unread: that data was thrown away. A read still ends the stream as
+ * usual, with 0 bytes, once all the peer sent has been read (nothing sent
+ * to this side is missing); this says what became of the other direction.
+ * A relay or a client that must know its request arrived checks it at end
+ * of stream: a listener that refuses a peer closes it at once, reading
+ * nothing.
+ *
+ * Only Linux reports this (a reset, `ECONNRESET`), and only once a read or
+ * write has met it; elsewhere, and before, it is %FALSE, which therefore
+ * never proves that the peer read everything.
+ *
+ * Returns: %TRUE if the peer is known to have discarded data sent to it
+ *
+ * Since: 1.0
+ */
+gboolean
+lsock_stream_get_peer_discarded (LsockStream *self)
+{
+  g_return_val_if_fail (LSOCK_IS_STREAM (self), FALSE);
+
+  return g_atomic_int_get (&self->conn->peer_discarded);
 }
 
 /**

@@ -26,6 +26,22 @@ void           lsock_stream_connect_async        (LsockName            *name,
 LSOCK_AVAILABLE_IN_ALL
 LsockStream   *lsock_stream_connect_finish       (GAsyncResult         *result,
                                                   GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+LsockStream   *lsock_stream_connect_full         (LsockName            *name,
+                                                  LsockAccess           server_access,
+                                                  guint                 timeout_ms,
+                                                  GCancellable         *cancellable,
+                                                  GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+void           lsock_stream_connect_full_async   (LsockName            *name,
+                                                  LsockAccess           server_access,
+                                                  guint                 timeout_ms,
+                                                  GCancellable         *cancellable,
+                                                  GAsyncReadyCallback   callback,
+                                                  gpointer              user_data);
+LSOCK_AVAILABLE_IN_ALL
+LsockStream   *lsock_stream_connect_full_finish  (GAsyncResult         *result,
+                                                  GError              **error);
 
 /* What bindings see as connect_to*(): use the names above in C */
 LSOCK_AVAILABLE_IN_ALL
@@ -46,6 +62,11 @@ LsockName     *lsock_stream_get_name             (LsockStream          *self);
 LSOCK_AVAILABLE_IN_ALL
 GCredentials  *lsock_stream_get_peer_credentials (LsockStream          *self,
                                                   GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+int            lsock_stream_get_peer_pidfd       (LsockStream          *self,
+                                                  GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+gboolean       lsock_stream_get_peer_discarded   (LsockStream          *self);
 LSOCK_AVAILABLE_IN_ALL
 gboolean       lsock_stream_shutdown             (LsockStream          *self,
                                                   gboolean              shutdown_read,

@@ -114,11 +114,21 @@ io_outcome (LsockConn       *conn,
     case IO_DONE:
       if (n >= 0)
         return n;
-      /* A peer that closed with data of ours unread makes the next read
-       * fail with ECONNRESET on Linux: that is the end of the stream */
-      if (reading && errsv == ECONNRESET)
-        return 0;
-      if (reading)
+      /* A peer that closed with data of ours unread makes the next read,
+       * once all it sent has been read, fail with ECONNRESET on Linux:
+       * for the reader that is the end of the stream (nothing it was sent
+       * is missing), but what we sent was thrown away, which
+       * lsock_stream_get_peer_discarded() tells */
+      if (errsv == ECONNRESET)
+        {
+          g_atomic_int_set (&conn->peer_discarded, TRUE);
+          if (reading)
+            return 0;
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
+                       _("The peer of “%s” closed the connection without reading all that "
+                         "was sent to it"), display);
+        }
+      else if (reading)
         g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
                      _("Error reading from “%s”: %s"), display, g_strerror (errsv));
       else

@@ -71,6 +71,17 @@ GSource      *_lsock_win32_handle_source_new     (const HANDLE  *handles,
 HANDLE        _lsock_win32_marker_create         (const char    *name);
 gboolean      _lsock_win32_marker_exists         (const char    *name);
 
+/* The user SID of process @pid (0: this one), from its token; NULL with
+ * *@out_error if it cannot be opened. (transfer full) LocalFree() */
+PSID          _lsock_win32_dup_process_user      (DWORD          pid,
+                                                  DWORD         *out_error);
+/* Tests: a string SID that _lsock_win32_dup_process_user (0) returns
+ * instead of this process's user, so that the user checks of both ends can
+ * be made to fail where only one user exists (Wine) */
+extern const char *_lsock_win32_user_for_testing;
+/* Whether this process runs elevated (an administrator's full token) */
+gboolean      _lsock_win32_is_elevated           (void);
+
 /* A stream over a connected pipe instance or client handle (taking it) */
 LsockStream  *_lsock_stream_new_for_pipe         (HANDLE         pipe,
                                                   LsockName     *name);

@@ -4,6 +4,8 @@
 #include "lsock-win32-private.h"
 #include "lsock-i18n-private.h"
 
+#include <sddl.h>
+
 /* Windows backend helpers shared by lsock-{name,listener,stream}-win32.c:
  * the error mapping, a cancellable wait on event handles, and an event
  * GSource. */
@@ -344,4 +346,68 @@ _lsock_win32_marker_exists (const char *name)
     }
   /* Someone else's: a listener of another user */
   return GetLastError () == ERROR_ACCESS_DENIED;
+}
+
+const char *_lsock_win32_user_for_testing = NULL;
+
+PSID
+_lsock_win32_dup_process_user (DWORD  pid,
+                               DWORD *out_error)
+{
+  HANDLE process;
+  HANDLE token = NULL;
+  TOKEN_USER *user = NULL;
+  PSID sid = NULL;
+  DWORD len = 0;
+
+  if (pid == 0 && _lsock_win32_user_for_testing != NULL)
+    {
+      g_autofree gunichar2 *sid_w = g_utf8_to_utf16 (_lsock_win32_user_for_testing, -1,
+                                                     NULL, NULL, NULL);
+
+      if (!ConvertStringSidToSidW (sid_w, &sid))
+        *out_error = GetLastError ();
+      return sid;
+    }
+
+  process = pid == 0 ? GetCurrentProcess () :
+                       OpenProcess (PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
+
+  if (process == NULL || !OpenProcessToken (process, TOKEN_QUERY, &token))
+    goto out;
+  GetTokenInformation (token, TokenUser, NULL, 0, &len);
+  user = g_malloc0 (MAX (len, sizeof (TOKEN_USER)));
+  if (!GetTokenInformation (token, TokenUser, user, len, &len))
+    goto out;
+  len = GetLengthSid (user->User.Sid);
+  sid = LocalAlloc (LPTR, len);
+  if (sid != NULL)
+    CopySid (len, sid, user->User.Sid);
+
+out:
+  if (sid == NULL)
+    *out_error = GetLastError ();
+  g_free (user);
+  if (token != NULL)
+    CloseHandle (token);
+  if (process != NULL && pid != 0)
+    CloseHandle (process);
+  return sid;
+}
+
+gboolean
+_lsock_win32_is_elevated (void)
+{
+  TOKEN_ELEVATION elevation = { 0 };
+  HANDLE token = NULL;
+  DWORD len = sizeof elevation;
+  gboolean ret = FALSE;
+
+  if (OpenProcessToken (GetCurrentProcess (), TOKEN_QUERY, &token))
+    {
+      ret = GetTokenInformation (token, TokenElevation, &elevation, sizeof elevation, &len) &&
+            elevation.TokenIsElevated;
+      CloseHandle (token);
+    }
+  return ret;
 }
