@@ -83,12 +83,15 @@ typedef enum
 } LsockAcceptMode;
 
 /* One accept, without the lock. A peer that the access check refuses is
- * closed: then this returns NULL with no error, and the caller may try
- * again (counting it against its budget). G_IO_ERROR_CLOSED once the
- * listener is closed, also in another thread meanwhile. */
+ * closed: then this returns NULL with no error and *@out_rejected set to
+ * its credentials (a new GCredentials, or NULL if they could not be read),
+ * and the caller may try again, counting it against its budget.
+ * G_IO_ERROR_CLOSED once the listener is closed, also in another thread
+ * meanwhile. */
 LsockStream  *_lsock_listener_accept_impl       (LsockListener  *self,
                                                  LsockAcceptMode mode,
                                                  GCancellable   *cancellable,
+                                                 GCredentials  **out_rejected,
                                                  GError        **error);
 /* A source that dispatches when a peer may be waiting; its callback is a
  * GSourceFunc. With the lock held, listener open. */

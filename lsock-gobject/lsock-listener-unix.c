@@ -449,6 +449,8 @@ _lsock_listener_bind_impl (LsockListener  *self,
 
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
+  if (!_lsock_name_check_private_dir (self->name, error))
+    return FALSE;
 
   /* Blocking until something polls it: see accept_once() */
   fd = _lsock_unix_socket (FALSE, error);
@@ -561,12 +563,14 @@ static LsockStream *accept_once (LsockListener  *self,
                                  int             listen_fd,
                                  LsockAcceptMode mode,
                                  GCancellable   *cancellable,
+                                 GCredentials  **out_rejected,
                                  GError        **error);
 
 LsockStream *
 _lsock_listener_accept_impl (LsockListener  *self,
                              LsockAcceptMode mode,
                              GCancellable   *cancellable,
+                             GCredentials  **out_rejected,
                              GError        **error)
 {
   ListenerUnix *backend;
@@ -588,7 +592,7 @@ _lsock_listener_accept_impl (LsockListener  *self,
       return NULL;
     }
 
-  stream = accept_once (self, backend, listen_fd, mode, cancellable, error);
+  stream = accept_once (self, backend, listen_fd, mode, cancellable, out_rejected, error);
 
   g_mutex_lock (&self->lock);
   if (--backend->accepts_in_flight == 0 && backend->zombie_fd >= 0)
@@ -619,6 +623,7 @@ accept_once (LsockListener  *self,
              int             listen_fd,
              LsockAcceptMode mode,
              GCancellable   *cancellable,
+             GCredentials  **out_rejected,
              GError        **error)
 {
   gboolean blocking = mode == LSOCK_ACCEPT_BLOCKING;
@@ -665,6 +670,7 @@ accept_once (LsockListener  *self,
         {
           if (peer_admitted (self, backend, fd))
             return _lsock_stream_new (self->name, _lsock_unix_conn_new (fd));
+          *out_rejected = _lsock_unix_get_peer_credentials (fd, NULL);
           close (fd);
           return NULL;
         }

@@ -45,6 +45,7 @@ typedef struct
   gatomicrefcount       ref_count;
   gunichar2            *path;
   PSECURITY_DESCRIPTOR  security;     /* LocalFree() */
+  PSID                  owner;        /* this process's user, LocalFree() */
   HANDLE                closed_event; /* set by close(): wakes blocking accepts */
   HANDLE                marker;       /* see _lsock_win32_marker_create() */
   gboolean              closed;
@@ -77,6 +78,8 @@ backend_unref (Backend *backend)
     CloseHandle (backend->marker);
   if (backend->security != NULL)
     LocalFree (backend->security);
+  if (backend->owner != NULL)
+    LocalFree (backend->owner);
   g_free (backend->path);
   g_free (backend);
 }
@@ -85,30 +88,22 @@ backend_unref (Backend *backend)
 static char *
 dup_user_sid_string (DWORD *out_error)
 {
-  HANDLE token = NULL;
-  DWORD len = 0;
-  g_autofree TOKEN_USER *user = NULL;
+  PSID user = _lsock_win32_dup_process_user (0, out_error);
   wchar_t *sid_w = NULL;
   char *sid;
 
-  if (!OpenProcessToken (GetCurrentProcess (), TOKEN_QUERY, &token))
-    goto fail;
-  GetTokenInformation (token, TokenUser, NULL, 0, &len);
-  user = g_malloc0 (MAX (len, sizeof (TOKEN_USER)));
-  if (!GetTokenInformation (token, TokenUser, user, len, &len) ||
-      !ConvertSidToStringSidW (user->User.Sid, &sid_w))
-    goto fail;
-  CloseHandle (token);
-
+  if (user == NULL)
+    return NULL;
+  if (!ConvertSidToStringSidW (user, &sid_w))
+    {
+      *out_error = GetLastError ();
+      LocalFree (user);
+      return NULL;
+    }
+  LocalFree (user);
   sid = g_utf16_to_utf8 (sid_w, -1, NULL, NULL, NULL);
   LocalFree (sid_w);
   return sid;
-
-fail:
-  *out_error = GetLastError ();
-  if (token != NULL)
-    CloseHandle (token);
-  return NULL;
 }
 
 /* The DACL of every instance. FA (FILE_ALL_ACCESS) for the owner only;
@@ -133,6 +128,13 @@ build_security (LsockListener  *self,
     sddl = g_strdup_printf ("D:P(A;;FA;;;%s)(A;;0x%lx;;;WD)", sid,
                             (unsigned long) ((FILE_GENERIC_READ | FILE_GENERIC_WRITE) &
                                              ~(DWORD) FILE_APPEND_DATA));
+  else if (_lsock_win32_is_elevated ())
+    {
+      /* An elevated listener: a process of the same user at medium
+       * integrity (anything not run as administrator) may not write to it
+       * either (no-write-up, at high integrity) */
+      sddl = g_strdup_printf ("D:P(A;;FA;;;%s)S:(ML;;NW;;;HI)", sid);
+    }
   else
     sddl = g_strdup_printf ("D:P(A;;FA;;;%s)", sid);
 
@@ -365,6 +367,12 @@ _lsock_listener_bind_impl (LsockListener  *self,
 
   if (!build_security (self, backend, error))
     goto fail;
+  if (self->access == LSOCK_ACCESS_USER &&
+      (backend->owner = _lsock_win32_dup_process_user (0, &errsv)) == NULL)
+    {
+      _lsock_win32_set_error (error, errsv, LSOCK_WIN32_OP_LISTEN, display);
+      goto fail;
+    }
 
   /* FILE_FLAG_FIRST_PIPE_INSTANCE is what guards the name. Check first that
    * nobody serves it (without connecting to it) as well: Wine ignores that
@@ -415,10 +423,47 @@ fail:
   return FALSE;
 }
 
+/* Whether @access admits the client on @pipe: under LSOCK_ACCESS_USER, its
+ * process must run as our user. Sets *@out_rejected otherwise. */
+static gboolean
+client_admitted (LsockListener  *self,
+                 Backend        *backend,
+                 HANDLE          pipe,
+                 GCredentials  **out_rejected)
+{
+  ULONG pid = 0;
+  DWORD native_pid;
+  DWORD errsv = 0;
+  PSID user = NULL;
+  gboolean ok;
+
+  if (self->access == LSOCK_ACCESS_EVERYONE)
+    return TRUE;
+
+  ok = GetNamedPipeClientProcessId (pipe, &pid) &&
+       (user = _lsock_win32_dup_process_user (pid, &errsv)) != NULL &&
+       EqualSid (user, backend->owner);
+  if (user != NULL)
+    LocalFree (user);
+  if (ok)
+    return TRUE;
+
+  g_debug ("Refusing a client of “%s” (pid %lu): %s", _lsock_name_get_display (self->name),
+           (gulong) pid, errsv != 0 ? "its user is unknown" : "another user");
+  native_pid = pid;
+  if (pid != 0)
+    {
+      *out_rejected = g_credentials_new ();
+      g_credentials_set_native (*out_rejected, G_CREDENTIALS_TYPE_WIN32_PID, &native_pid);
+    }
+  return FALSE;
+}
+
 LsockStream *
 _lsock_listener_accept_impl (LsockListener  *self,
                              LsockAcceptMode mode,
                              GCancellable   *cancellable,
+                             GCredentials  **out_rejected,
                              GError        **error)
 {
   Backend *backend;
@@ -462,7 +507,14 @@ _lsock_listener_accept_impl (LsockListener  *self,
 
       if (pipe != INVALID_HANDLE_VALUE)
         {
-          /* HANDLEs fit in 32 bits (they are shared with 32-bit processes) */
+          if (!client_admitted (self, backend, pipe, out_rejected))
+            {
+              /* Refused: closed, never returned (its DACL only lets this
+               * user's processes open it, but one that got a handle some
+               * other way would get here) */
+              CloseHandle (pipe);
+              break;
+            }
           stream = _lsock_stream_new_for_pipe (pipe, self->name);
           break;
         }

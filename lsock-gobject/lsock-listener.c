@@ -91,6 +91,7 @@ enum {
 enum {
   SIGNAL_INCOMING,
   SIGNAL_ACCEPT_ERROR,
+  SIGNAL_PEER_REJECTED,
   N_SIGNALS
 };
 
@@ -480,6 +481,32 @@ lsock_listener_class_init (LsockListenerClass *klass)
                   NULL, NULL,
                   NULL,
                   G_TYPE_NONE, 1, G_TYPE_ERROR);
+
+  /**
+   * LsockListener::peer-rejected:
+   * @self: the listener
+   * @credentials: (nullable): the refused peer's credentials, as the
+   *   system recorded them when it connected (%NULL if they could not be
+   *   read)
+   *
+   * Emitted for every peer that [property@Lsock.Listener:access] refused;
+   * the peer was closed. It is emitted where the peer was taken: in the
+   * main context of the incoming service ([method@Lsock.Listener.start]),
+   * in that of an [method@Lsock.Listener.accept_async], or in the thread of
+   * a sync [method@Lsock.Listener.accept]. Refused peers count against the
+   * same per-dispatch budget as admitted ones, so a flood of them cannot
+   * starve the main context.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_PEER_REJECTED] =
+    g_signal_new ("peer-rejected",
+                  G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST,
+                  0,
+                  NULL, NULL,
+                  NULL,
+                  G_TYPE_NONE, 1, G_TYPE_CREDENTIALS);
 }
 
 static void
@@ -679,6 +706,14 @@ lsock_listener_get_replace_stale (LsockListener *self)
 }
 
 
+static void
+emit_peer_rejected (LsockListener *self,
+                    GCredentials  *credentials)
+{
+  g_debug ("Refused a peer on “%s”", listener_display (self));
+  g_signal_emit (self, signals[SIGNAL_PEER_REJECTED], 0, credentials);
+}
+
 /**
  * lsock_listener_accept:
  * @self: a #LsockListener
@@ -711,9 +746,11 @@ lsock_listener_accept (LsockListener  *self,
   for (;;)
     {
       GError *local_error = NULL;
+      g_autoptr(GCredentials) rejected = NULL;
       LsockStream *stream;
 
-      stream = _lsock_listener_accept_impl (self, LSOCK_ACCEPT_BLOCKING, cancellable, &local_error);
+      stream = _lsock_listener_accept_impl (self, LSOCK_ACCEPT_BLOCKING, cancellable,
+                                            &rejected, &local_error);
       if (stream != NULL)
         return stream;
       if (local_error != NULL)
@@ -722,7 +759,8 @@ lsock_listener_accept (LsockListener  *self,
           g_propagate_error (error, local_error);
           return NULL;
         }
-      /* A refused peer: wait for the next one */
+      /* A refused peer: say so, and wait for the next one */
+      emit_peer_rejected (self, rejected);
     }
 }
 
@@ -886,6 +924,7 @@ accept_source_cb (gpointer user_data)
   for (int i = 0; i < MAX_ACCEPTS_PER_DISPATCH; i++)
     {
       GError *error = NULL;
+      g_autoptr(GCredentials) rejected = NULL;
       LsockStream *stream;
       AcceptWait *wait = NULL;
       AcceptSource *idle = NULL;
@@ -911,7 +950,7 @@ accept_source_cb (gpointer user_data)
 
       stream = _lsock_listener_accept_impl (self, i == 0 ? LSOCK_ACCEPT_READY :
                                                            LSOCK_ACCEPT_NONBLOCKING,
-                                            NULL, &error);
+                                            NULL, &rejected, &error);
       if (stream != NULL || (error != NULL && !g_error_matches (error, G_IO_ERROR,
                                                                 G_IO_ERROR_WOULD_BLOCK)))
         {
@@ -945,6 +984,7 @@ accept_source_cb (gpointer user_data)
           return G_SOURCE_CONTINUE;
         }
       /* Refused: counted, try the next peer */
+      emit_peer_rejected (self, rejected);
     }
 
   return G_SOURCE_CONTINUE;
@@ -1169,14 +1209,17 @@ incoming_cb (gpointer user_data)
     {
       g_autoptr(GError) error = NULL;
       g_autoptr(LsockStream) stream = NULL;
+      g_autoptr(GCredentials) rejected = NULL;
 
       if (!incoming_current (self))
         return G_SOURCE_REMOVE;
 
-      /* The source fired for the first; the others may not be there */
+      /* The source fired for the first; the others may not be there.
+       * Refused peers count as much as admitted ones: a flood of them
+       * must not keep the rest of the context waiting */
       stream = _lsock_listener_accept_impl (self, i == 0 ? LSOCK_ACCEPT_READY :
                                                            LSOCK_ACCEPT_NONBLOCKING,
-                                            NULL, &error);
+                                            NULL, &rejected, &error);
       if (stream != NULL)
         {
           self->backoff_ms = 0;
@@ -1184,7 +1227,10 @@ incoming_cb (gpointer user_data)
           continue;
         }
       if (error == NULL)
-        continue;  /* refused, and counted */
+        {
+          emit_peer_rejected (self, rejected);
+          continue;
+        }
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         return G_SOURCE_CONTINUE;
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CLOSED))
