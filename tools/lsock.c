@@ -4,7 +4,8 @@
  *
  *   lsock listen [--access=user|everyone] NAME     one peer, relayed to stdin/stdout
  *   lsock listen --echo [--access=…] NAME          an echo service for many peers
- *   lsock connect NAME                             relayed to stdin/stdout
+ *   lsock connect [--access=user|everyone] [--timeout=MS] NAME
+ *                                                  relayed to stdin/stdout
  *   lsock info [NAME…]                             how names map to addresses here
  *
  * Everything runs on one main loop with asynchronous I/O: no thread per
@@ -414,6 +415,8 @@ typedef struct
   int            signum;       /* the signal that stopped us, or 0 */
   guint          linger_id;    /* no half-close: see relay_linger_cb() */
   guint64        linger_total;
+  gboolean       closed_at_once; /* the peer took nothing and went */
+  gboolean       refused_server; /* connect: PERMISSION_DENIED */
 } Relay;
 
 /* How long the peer may stay silent after our standard input ended, where
@@ -534,10 +537,21 @@ relay_up_done (Pump         *pump,
 
     case PUMP_END_WRITE_ERROR:
     default:
+      /* The peer went before it took any of standard input: say so (a
+       * listener that refuses a peer closes it at once, and may admit only
+       * its own user) */
+      if (pump->total == 0 && relay->error == NULL)
+        {
+          relay->error = g_error_new (G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
+                                      _("The peer closed the connection before it took any "
+                                        "of standard input (%s)"),
+                                      error->message);
+          relay->closed_at_once = relay->down == NULL || relay->down->total == 0;
+        }
       /* After the peer's end of stream, a failed write only means that the
        * peer has gone. Before it, report the error, but first copy what the
        * peer still sends, up to its end of stream. */
-      if (!relay->down_ended && relay->error == NULL)
+      else if (!relay->down_ended && relay->error == NULL)
         relay->error = g_error_copy (error);
       break;
     }
@@ -560,7 +574,18 @@ relay_down_done (Pump         *pump,
   switch (end)
     {
     case PUMP_END_EOF:
-      /* Everything the peer sent has been written to stdout */
+      /* Everything the peer sent has been written to stdout. But if it
+       * threw away some of standard input, the relay failed; before it
+       * sent us anything, that is how a listener that refuses us looks */
+      if (lsock_stream_get_peer_discarded (relay->stream) && relay->error == NULL)
+        {
+          relay->error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
+                                              _("The peer closed the connection without "
+                                                "reading all of standard input"));
+          relay->closed_at_once = pump->total == 0;
+          relay_finish (relay);
+          break;
+        }
       relay_check_done (relay);
       break;
 
@@ -634,6 +659,26 @@ describe_peer (LsockStream *stream)
   return g_strdup (_("unknown peer"));
 }
 
+/* A peer that the access check refused, for --verbose */
+static void
+peer_rejected_cb (LsockListener *listener,
+                  GCredentials  *credentials,
+                  gpointer       user_data)
+{
+  g_autofree char *peer = NULL;
+
+#ifdef G_OS_UNIX
+  if (credentials != NULL)
+    /* Translators: describes the process at the other end of a connection */
+    peer = g_strdup_printf (_("pid %ld, uid %lu"),
+                            (long) g_credentials_get_unix_pid (credentials, NULL),
+                            (gulong) g_credentials_get_unix_user (credentials, NULL));
+#endif
+  /* Translators: %s describes the peer, such as “pid 42, uid 1000” */
+  g_printerr (_("Refused a connection from another user (%s): “--access=everyone” admits it\n"),
+              peer != NULL ? peer : _("unknown peer"));
+}
+
 static void
 relay_accept_cb (GObject      *source,
                  GAsyncResult *result,
@@ -676,9 +721,10 @@ relay_connect_cb (GObject      *source,
   g_autoptr(LsockStream) stream = NULL;
 
   relay->accepting = FALSE;
-  stream = lsock_stream_connect_finish (result, &error);
+  stream = lsock_stream_connect_full_finish (result, &error);
   if (stream == NULL)
     {
+      relay->refused_server = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED);
       relay_fail (relay, error, NULL);
       return;
     }
@@ -724,6 +770,12 @@ relay_run (Relay *relay)
   else if (relay->error != NULL)
     {
       print_error (relay->error);
+      if (relay->refused_server)
+        g_printerr (_("lsock: if the listener is another user’s, “lsock connect --access=everyone” "
+                      "talks to it anyway\n"));
+      if (relay->closed_at_once)
+        g_printerr (_("lsock: the listener closed the connection at once: it may admit only "
+                      "its own user (“lsock listen --access=everyone” admits others)\n"));
       status = EXIT_ERROR;
     }
   else
@@ -883,6 +935,8 @@ run_echo (LsockName   *name,
 
   g_signal_connect (echo.listener, "incoming", G_CALLBACK (echo_incoming_cb), &echo);
   g_signal_connect (echo.listener, "accept-error", G_CALLBACK (echo_accept_error_cb), &echo);
+  if (verbose)
+    g_signal_connect (echo.listener, "peer-rejected", G_CALLBACK (peer_rejected_cb), &echo);
   lsock_listener_start (echo.listener);
 
   display = lsock_name_to_string (lsock_listener_get_name (echo.listener));
@@ -1058,6 +1112,8 @@ cmd_listen (char **args)
 
   display = lsock_name_to_string (lsock_listener_get_name (relay.listener));
   g_printerr (_("Listening on “%s”\n"), display);
+  if (verbose)
+    g_signal_connect (relay.listener, "peer-rejected", G_CALLBACK (peer_rejected_cb), NULL);
 
   relay.accepting = TRUE;
   lsock_listener_accept_async (relay.listener, relay.cancellable, relay_accept_cb, &relay);
@@ -1068,12 +1124,20 @@ static int
 cmd_connect (char **args)
 {
   gboolean verbose = FALSE;
+  g_autofree char *access_arg = NULL;
+  int timeout_ms = 0;
   GOptionEntry entries[] = {
+    { "access", 'a', 0, G_OPTION_ARG_STRING, &access_arg,
+      N_("Which listeners to talk to: “user” (the default: one of this user, or root) or “everyone”"),
+      N_("WHO") },
+    { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_ms,
+      N_("Give up connecting after MS milliseconds (0, the default: never)"), N_("MS") },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
       N_("Report the connection on standard error"), NULL },
     G_OPTION_ENTRY_NULL
   };
   g_autoptr(LsockName) name = NULL;
+  LsockAccess server_access;
   Relay relay;
   int status = EXIT_OK;
 
@@ -1083,19 +1147,26 @@ cmd_connect (char **args)
                          "standard input, shut down the sending side and go on reading until\n"
                          "the listener's end of stream (after which the rest of standard input\n"
                          "is still sent, unless it is a terminal)."),
-                      N_("NAME has the syntax of “lsock listen”.\n"
+                      N_("NAME has the syntax of “lsock listen”. The listener must run as this\n"
+                         "user (or root) unless --access=everyone: anyone can take a free name\n"
+                         "first, and must not get what you send.\n"
                          "\n"
                          "Exit status: 0 on success, 1 on errors, 2 on usage errors,\n"
                          "128 + N when stopped by signal N."),
                       entries, &args, &status))
     return status;
+  if (!parse_access ("connect", access_arg, &server_access, &status))
+    return status;
+  if (timeout_ms < 0)
+    return usage_error ("connect", _("--timeout must not be negative"));
   name = parse_name_arg ("connect", args, &status);
   if (name == NULL)
     return status;
 
   relay_init (&relay, verbose);
   relay.accepting = TRUE;
-  lsock_stream_connect_async (name, relay.cancellable, relay_connect_cb, &relay);
+  lsock_stream_connect_full_async (name, server_access, (guint) timeout_ms, relay.cancellable,
+                                   relay_connect_cb, &relay);
   return relay_run (&relay);
 }
 
