@@ -1226,8 +1226,9 @@ test_peer_gone_read (void)
           g_test_message ("mode %d, unread data %d", mode, unread);
           lsock_test_pair_open (&pair, mode % 2 == 1 && have_paths () ? lsock_test_path_name () : any_name ());
           /* 1: the peer closes with our data unread in its receive queue
-           * (Linux gives ECONNRESET, which is EOF here); 2: also with data
-           * for us, which we read first */
+           * (Linux gives ECONNRESET: EOF here, and the stream says the
+           * peer discarded data); 2: also with data for us, which we read
+           * first */
           if (unread >= 1)
             write_all_sync (pair.client, "unread", 6);
           if (unread == 2)
@@ -1256,6 +1257,13 @@ test_peer_gone_read (void)
           n = read_in_mode (pair.client, mode, buffer, sizeof buffer, &error);
           g_assert_no_error (error);
           g_assert_cmpint (n, ==, 0);
+#ifdef __linux__
+          /* What we sent the peer, it threw away (Linux says so) */
+          g_assert_cmpint (lsock_stream_get_peer_discarded (pair.client), ==, unread >= 1);
+#else
+          if (unread == 0)
+            g_assert_false (lsock_stream_get_peer_discarded (pair.client));
+#endif
 
           lsock_test_pair_close (&pair);
         }
@@ -1941,6 +1949,50 @@ test_access_user_path (void)
 #endif
 }
 
+/* A path that is not UTF-8 is a valid name, but a GError message must be
+ * UTF-8 (bindings cannot convert it otherwise, and lose the code): the
+ * bytes are shown as \xNN, a backslash of the path as "\\" */
+static void
+test_non_utf8_message (void)
+{
+#ifdef G_OS_UNIX
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autofree char *path = g_build_filename (lsock_test_tmp_dir (), "no-\xff\xfe-dir\\", "sock",
+                                            NULL);
+  GError *error = NULL;
+  LsockName *name = lsock_name_new_path (path, &error);
+  g_autofree char *round_trip = NULL;
+
+  g_assert_no_error (error);
+  /* The name itself keeps its bytes */
+  round_trip = lsock_name_to_string (name);
+  g_assert_cmpstr (round_trip, ==, path);
+
+  g_assert_null (lsock_stream_connect (name, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  assert_message_contains (error, "no-\\xff\\xfe-dir\\\\");
+  g_clear_error (&error);
+
+  lsock_stream_connect_async (name, NULL, lsock_test_store_result, &result);
+  lsock_test_wait_until (result);
+  g_assert_null (lsock_stream_connect_finish (result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  g_assert_null (lsock_listener_new (name, &error));
+  g_assert_nonnull (error);
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  assert_message_contains (error, "no-\\xff\\xfe-dir");
+  g_clear_error (&error);
+  g_assert_finalize_object (name);
+#else
+  g_test_skip ("Paths are UTF-8 on Windows");
+#endif
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1988,6 +2040,7 @@ main (int   argc,
   g_test_add_func ("/lsock/errors/access/user-namespaced-other-uid", test_access_user_namespaced);
   g_test_add_func ("/lsock/errors/access/everyone-namespaced-other-uid", test_access_everyone_namespaced);
   g_test_add_func ("/lsock/errors/access/user-path-other-uid", test_access_user_path);
+  g_test_add_func ("/lsock/errors/non-utf8-message", test_non_utf8_message);
 
   ret = g_test_run ();
   lsock_test_cleanup_dirs ();

@@ -176,6 +176,33 @@ lsock_test_store_result (GObject      *source,
 }
 
 void
+lsock_test_assert_connect_fails (LsockName  *name,
+                                 int         code,
+                                 const char *part)
+{
+  g_autofree char *shown = lsock_name_to_string (name);
+  GAsyncResult *result = NULL;
+  GError *error = NULL;
+
+  for (int async = 0; async <= 1; async++)
+    {
+      if (async)
+        {
+          lsock_stream_connect_async (name, NULL, lsock_test_store_result, &result);
+          lsock_test_wait_until (result);
+          g_assert_null (lsock_stream_connect_finish (result, &error));
+          g_clear_object (&result);
+        }
+      else
+        g_assert_null (lsock_stream_connect (name, NULL, &error));
+      g_assert_error (error, G_IO_ERROR, code);
+      if (strstr (error->message, part != NULL ? part : shown) == NULL)
+        g_error ("“%s” does not say “%s”", error->message, part != NULL ? part : shown);
+      g_clear_error (&error);
+    }
+}
+
+void
 lsock_test_reactor_from_env (void)
 {
 #ifndef G_OS_WIN32

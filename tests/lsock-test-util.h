@@ -61,6 +61,11 @@ void       lsock_test_store_result   (GObject      *source,
 
 /* With LSOCK_TEST_REACTOR=poll in the environment, async I/O uses the
  * portable reactor even where epoll works (Unix; nothing elsewhere) */
+/* That connecting to @name fails with G_IO_ERROR @code, sync and async,
+ * with a message that contains @part (NULL: the name) */
+void       lsock_test_assert_connect_fails (LsockName  *name,
+                                            int         code,
+                                            const char *part);
 void       lsock_test_reactor_from_env (void);
 
 /* Counts the open file descriptors of this process (-1 where unknown). */

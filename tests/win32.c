@@ -995,6 +995,265 @@ test_no_handle_leaks (void)
   g_assert_cmpuint (after, <=, before + 2);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Names that would step out of the pipe namespace. "\\.\pipe\..\C:\file"
+ * is normalised by Win32 to the file C:\file: a client would read and
+ * write it, a listener create it. Refused, however written. */
+static void
+test_name_escape (void)
+{
+  g_autofree char *victim = g_build_filename (lsock_test_tmp_dir (), "victim", NULL);
+  g_autofree char *contents = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *to_victim = g_strconcat ("..\\", victim, NULL);
+  const char *bad[] = {
+    to_victim,                    /* the file itself */
+    "..\\UNC\\host\\share\\x",    /* another machine */
+    "a/b", "a\\b", "\\", "/",
+  };
+
+  g_assert_true (g_file_set_contents (victim, "secret", -1, &error));
+  g_assert_no_error (error);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      const char *raw = bad[i];
+      g_autofree char *at = g_strconcat ("@", raw, NULL);
+      g_autofree char *pipe = g_strconcat ("\\\\.\\pipe\\", raw, NULL);
+      const char *forms[] = { at, pipe };
+
+      g_test_message ("name %s", raw);
+      g_assert_null (lsock_name_new_namespaced (raw, &error));
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+      g_clear_error (&error);
+      for (gsize j = 0; j < G_N_ELEMENTS (forms); j++)
+        {
+          LsockName *name = lsock_name_parse (forms[j], &error);
+
+          if (name != NULL)
+            {
+              /* Accepted: show what it would do (the old bug) */
+              LsockStream *stream = lsock_stream_connect_full (name, LSOCK_ACCESS_EVERYONE,
+                                                               1000, NULL, NULL);
+              g_clear_object (&stream);
+              g_object_unref (name);
+              g_error ("“%s” was taken as the pipe name “%s”", forms[j], raw);
+            }
+          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+          g_clear_error (&error);
+        }
+    }
+
+  /* "." and ".." alone are plain pipe names: one component, opened
+   * without normalisation */
+  for (gsize i = 0; i < 2; i++)
+    {
+      LsockName *name = lsock_name_new_namespaced (i == 0 ? "." : "..", &error);
+      LsockListener *listener;
+      LsockStream *client, *server;
+
+      g_assert_no_error (error);
+      listener = lsock_listener_new (name, &error);
+      if (listener == NULL && running_on_wine ())
+        {
+          g_test_message ("Wine: %s", error->message);
+          g_clear_error (&error);
+          g_object_unref (name);
+          continue;
+        }
+      g_assert_no_error (error);
+      client = lsock_stream_connect (name, NULL, &error);
+      g_assert_no_error (error);
+      server = lsock_listener_accept (listener, NULL, &error);
+      g_assert_no_error (error);
+      send_all (client, "dot", 3);
+      expect (server, "dot");
+      g_assert_finalize_object (client);
+      g_assert_finalize_object (server);
+      g_assert_finalize_object (listener);
+      g_assert_finalize_object (name);
+    }
+
+  g_assert_true (g_file_get_contents (victim, &contents, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (contents, ==, "secret");
+}
+
+/* Wine has one user: the checks of both ends are made to see another by
+ * giving this process, for the moment, a different user SID (Everyone's)
+ * through _lsock_win32_user_for_testing. */
+#define OTHER_SID "S-1-1-0"
+
+typedef struct
+{
+  guint         n_rejected;
+  GCredentials *credentials;
+} Rejected;
+
+static void
+peer_rejected_cb (LsockListener *listener,
+                  GCredentials  *credentials,
+                  Rejected      *rejected)
+{
+  rejected->n_rejected++;
+  g_clear_object (&rejected->credentials);
+  if (credentials != NULL)
+    rejected->credentials = g_object_ref (credentials);
+}
+
+/* A listener under LSOCK_ACCESS_USER checks each client's user (its
+ * process token), not only the DACL: a client of another user is closed,
+ * and peer-rejected says who it was */
+static void
+test_user_check_listener (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *listener;
+  LsockStream *client;
+  GAsyncResult *result = NULL;
+  Rejected rejected = { 0 };
+  char buf[8];
+  gssize n;
+  DWORD pid = 0;
+
+  _lsock_win32_user_for_testing = OTHER_SID;
+  listener = lsock_listener_new (name, &error);
+  _lsock_win32_user_for_testing = NULL;
+  g_assert_no_error (error);
+  g_signal_connect (listener, "peer-rejected", G_CALLBACK (peer_rejected_cb), &rejected);
+
+  /* The DACL lets the pipe open: the per-client check refuses it */
+  client = lsock_stream_connect (name, NULL, &error);
+  g_assert_no_error (error);
+  lsock_listener_accept_async (listener, cancellable, lsock_test_store_result, &result);
+  while (rejected.n_rejected == 0)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_null (result);
+  g_assert_nonnull (rejected.credentials);
+  g_assert_true (g_credentials_get_native (rejected.credentials, G_CREDENTIALS_TYPE_WIN32_PID) != NULL);
+  pid = *(DWORD *) g_credentials_get_native (rejected.credentials, G_CREDENTIALS_TYPE_WIN32_PID);
+  g_assert_cmpuint (pid, ==, GetCurrentProcessId ());
+
+  /* The client sees its connection end, nothing more */
+  n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (client)),
+                           buf, sizeof buf, NULL, &error);
+  if (n < 0)
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE);
+  else
+    g_assert_cmpint (n, ==, 0);
+  g_clear_error (&error);
+
+  g_cancellable_cancel (cancellable);
+  lsock_test_wait_until (result);
+  g_assert_null (lsock_listener_accept_finish (listener, result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_object (&result);
+  g_clear_object (&rejected.credentials);
+  g_assert_finalize_object (client);
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
+/* A client checks the server's user: a pipe served by another user (a
+ * squatter who made the first instance) gets PERMISSION_DENIED and
+ * nothing; LSOCK_ACCESS_EVERYONE talks to it anyway */
+static void
+test_user_check_client (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *listener = lsock_listener_new (name, &error);
+  LsockStream *client, *server;
+  char buf[8];
+
+  g_assert_no_error (error);
+  _lsock_win32_user_for_testing = OTHER_SID;
+  lsock_test_assert_connect_fails (name, G_IO_ERROR_PERMISSION_DENIED, "another user");
+
+  client = lsock_stream_connect_full (name, LSOCK_ACCESS_EVERYONE, 0, NULL, &error);
+  _lsock_win32_user_for_testing = NULL;
+  g_assert_no_error (error);
+
+  /* The two refused clients closed before sending anything */
+  for (int i = 0; i < 2; i++)
+    {
+      server = lsock_listener_accept (listener, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (server)),
+                                            buf, sizeof buf, NULL, NULL), <=, 0);
+      g_assert_finalize_object (server);
+    }
+  server = lsock_listener_accept (listener, NULL, &error);
+  g_assert_no_error (error);
+  send_all (client, "anyway", 6);
+  expect (server, "anyway");
+
+  g_assert_finalize_object (client);
+  g_assert_finalize_object (server);
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
+/* An elevated listener under LSOCK_ACCESS_USER carries a high mandatory
+ * label: the user's processes that are not elevated cannot write to it */
+static void
+test_elevated_label (void)
+{
+  g_autoptr(GError) error = NULL;
+  LsockName *name;
+  LsockListener *listener;
+  LsockStream *client;
+  PSECURITY_DESCRIPTOR sd = NULL;
+  PACL sacl = NULL;
+  ACL_SIZE_INFORMATION info = { 0, };
+  gboolean found = FALSE;
+  DWORD res;
+
+  if (!_lsock_win32_is_elevated ())
+    {
+      g_test_skip ("Not elevated");
+      return;
+    }
+  name = lsock_test_namespaced_name ();
+  listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+  client = lsock_stream_connect (name, NULL, &error);
+  g_assert_no_error (error);
+
+  res = GetSecurityInfo (_lsock_stream_get_pipe (client), SE_KERNEL_OBJECT,
+                         LABEL_SECURITY_INFORMATION, NULL, NULL, NULL, &sacl, &sd);
+  if (res == ERROR_SUCCESS && sacl != NULL &&
+      GetAclInformation (sacl, &info, sizeof info, AclSizeInformation))
+    {
+      for (DWORD i = 0; i < info.AceCount; i++)
+        {
+          ACE_HEADER *ace = NULL;
+
+          if (GetAce (sacl, i, (void **) &ace) && ace->AceType == SYSTEM_MANDATORY_LABEL_ACE_TYPE)
+            {
+              SYSTEM_MANDATORY_LABEL_ACE *label = (SYSTEM_MANDATORY_LABEL_ACE *) ace;
+              PSID sid = &label->SidStart;
+
+              g_assert_cmpuint (*GetSidSubAuthority (sid, 0), ==, SECURITY_MANDATORY_HIGH_RID);
+              g_assert_true (label->Mask & SYSTEM_MANDATORY_LABEL_NO_WRITE_UP);
+              found = TRUE;
+            }
+        }
+    }
+  if (sd != NULL)
+    LocalFree (sd);
+  if (!found && running_on_wine ())
+    g_test_incomplete ("Wine does not return the mandatory label of a named pipe");
+  else
+    g_assert_true (found);
+
+  g_assert_finalize_object (client);
+  g_assert_finalize_object (listener);
+  g_assert_finalize_object (name);
+}
+
 #else /* !G_OS_WIN32 */
 
 # define WIN32_ONLY_TEST(fn) \
@@ -1015,6 +1274,10 @@ WIN32_ONLY_TEST (test_thread_exit_write)
 WIN32_ONLY_TEST (test_thread_exit_close)
 WIN32_ONLY_TEST (test_thread_exit_listener)
 WIN32_ONLY_TEST (test_no_handle_leaks)
+WIN32_ONLY_TEST (test_name_escape)
+WIN32_ONLY_TEST (test_user_check_listener)
+WIN32_ONLY_TEST (test_user_check_client)
+WIN32_ONLY_TEST (test_elevated_label)
 
 #endif /* G_OS_WIN32 */
 
@@ -1040,6 +1303,10 @@ main (int   argc,
   g_test_add_func ("/lsock/win32/thread-exit/close", test_thread_exit_close);
   g_test_add_func ("/lsock/win32/thread-exit/listener", test_thread_exit_listener);
   g_test_add_func ("/lsock/win32/no-handle-leaks", test_no_handle_leaks);
+  g_test_add_func ("/lsock/win32/security/name-escape", test_name_escape);
+  g_test_add_func ("/lsock/win32/security/user-check/listener", test_user_check_listener);
+  g_test_add_func ("/lsock/win32/security/user-check/client", test_user_check_client);
+  g_test_add_func ("/lsock/win32/security/elevated-label", test_elevated_label);
 
   return g_test_run ();
 }

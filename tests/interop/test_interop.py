@@ -655,6 +655,26 @@ def test_lsock_tool_connect_not_found():
     assert run.stderr != b''
 
 
+@needs_tool
+@pytest.mark.parametrize('payload', [b'x', b'y' * 300000], ids=['small', 'large'])
+def test_lsock_tool_connect_peer_closes_at_once(payload):
+    """A listener that closes each connection at once, reading nothing (as
+    one that refuses us does): `lsock connect` must not exit 0 as if the
+    input had been delivered, and says what happened."""
+    endpoint = Endpoint('abstract', None)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with server:
+        server.bind(endpoint.py)
+        server.listen(4)
+        closer = threading.Thread(target=lambda: server.accept()[0].close(), daemon=True)
+        closer.start()
+        run = subprocess.run([LSOCK_TOOL, 'connect', endpoint.lsock], input=payload,
+                             capture_output=True, timeout=PROC_TIMEOUT)
+        closer.join(TIMEOUT)
+    assert run.returncode == 1, run
+    assert b'closed the connection at once' in run.stderr, run.stderr
+
+
 # -- (g) a peer of another user: LSOCK_ACCESS_USER vs EVERYONE -----------------
 
 SETPRIV = shutil.which('setpriv')

@@ -31,6 +31,23 @@ def test_connect_not_found(tmpdir_private):
         assert name.to_string() in err.message, err.message
 
 
+def test_connect_non_utf8_path(tmpdir_private):
+    """A path that is not UTF-8 is a fine path; the error about it must
+    still be a GLib.Error with its code (PyGObject cannot convert a message
+    that is not UTF-8, and raised RuntimeError instead): the bytes are
+    shown as \\xNN."""
+    path = os.fsencode(tmpdir_private) + b'/no-\xff\xfe-dir/sock'
+    name = Lsock.Name.new_path(path)
+    assert os.fsencode(name.to_string()) == path
+    with pytest.raises(GLib.Error) as exc:
+        Lsock.Stream.connect_to(name, None)
+    err = assert_io_error(exc, E.NOT_FOUND)
+    assert 'no-\\xff\\xfe-dir' in err.message, err.message
+    with pytest.raises(GLib.Error) as exc:
+        Lsock.Listener.new(name)
+    assert_io_error(exc, E.NOT_FOUND)
+
+
 def test_connect_not_found_after_listener_closed(any_name):
     listener = Lsock.Listener.new(any_name)
     Lsock.Stream.connect_to(any_name, None).close(None)
@@ -352,6 +369,11 @@ _AS_OTHER_USER = textwrap.dedent('''
     try:
         if op == 'connect':
             Lsock.Stream.connect_to(Lsock.Name.parse(path), None)
+        elif op == 'serve':
+            # A squatter: listens until its stdin closes
+            listener = Lsock.Listener.new(Lsock.Name.parse(path))
+            print('ready', flush=True)
+            sys.stdin.read()
         else:
             Lsock.Listener.new(Lsock.Name.parse(path))
         print('OK')
@@ -412,3 +434,78 @@ def test_stale_socket_of_another_user_is_never_replaced(tmpdir_private, other_us
         assert code in (str(int(E.ADDRESS_IN_USE)), str(int(E.PERMISSION_DENIED))), code
         assert os.lstat(path).st_ino == ino
         assert stat.S_ISSOCK(os.lstat(path).st_mode)
+
+
+@needs_root_and_setpriv
+def test_squatter_is_refused(other_user_env):
+    """Another user listens on our name first: connect_to() refuses to
+    talk to it (PERMISSION_DENIED); connect_full() with EVERYONE does."""
+    name = Lsock.Name.parse('@' + unique('squat'))
+    setpriv = shutil.which('setpriv')
+    child = subprocess.Popen([setpriv, '--reuid=65534', '--regid=65534', '--clear-groups',
+                              sys.executable, '-c', _AS_OTHER_USER, 'serve', name.to_string()],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=other_user_env, cwd='/')
+    try:
+        assert child.stdout.readline().strip() == 'ready'
+        with pytest.raises(GLib.Error) as exc:
+            Lsock.Stream.connect_to(name, None)
+        err = assert_io_error(exc, E.PERMISSION_DENIED)
+        assert name.to_string() in err.message, err.message
+        with pytest.raises(GLib.Error) as exc:
+            Lsock.Stream.connect_full(name, Lsock.Access.USER, 5000, None)
+        assert_io_error(exc, E.PERMISSION_DENIED)
+        stream = Lsock.Stream.connect_full(name, Lsock.Access.EVERYONE, 5000, None)
+        assert stream.get_peer_credentials().get_unix_user() == 65534
+        stream.close(None)
+    finally:
+        child.stdin.close()
+        child.wait(TIMEOUT)
+
+
+@needs_root_and_setpriv
+def test_peer_rejected_signal(main_context, other_user_env):
+    """A peer of another user is refused and reported by peer-rejected,
+    with its credentials, on the listener's context."""
+    name = Lsock.Name.parse('@' + unique('rejected'))
+    listener = Lsock.Listener.new(name)
+    rejected = []
+    incoming = []
+    listener.connect('peer-rejected', lambda l, creds: rejected.append(creds))
+    listener.connect('incoming', lambda l, s: incoming.append(s))
+    listener.start()
+    try:
+        # Its check of the server passes (root is trusted): then ours refuses it
+        assert run_as_other_user(other_user_env, 'connect', name.to_string()) == 'OK'
+        run_until(lambda: rejected, what='peer-rejected')
+        assert rejected[0] is not None
+        assert rejected[0].get_unix_user() == 65534
+        assert incoming == []
+    finally:
+        listener.close()
+
+
+def test_connect_full_timeout():
+    """A listener that never accepts: once its backlog is full,
+    connect_full() with a timeout ends in TIMED_OUT, sync and async."""
+    name = Lsock.Name.parse('@' + unique('full'))
+    listener = Lsock.Listener(name=name, backlog=1)
+    listener.init(None)
+    queued = []
+    try:
+        with pytest.raises(GLib.Error) as exc:
+            for _ in range(16):
+                queued.append(Lsock.Stream.connect_full(name, Lsock.Access.USER, 100, None))
+        err = assert_io_error(exc, E.TIMED_OUT)
+        assert name.to_string() in err.message, err.message
+        results = []
+        Lsock.Stream.connect_full_async(name, Lsock.Access.USER, 100, None,
+                                        lambda src, res: results.append(res))
+        run_until(lambda: results, what='connect_full_async')
+        with pytest.raises(GLib.Error) as exc:
+            Lsock.Stream.connect_full_finish(results[0])
+        assert_io_error(exc, E.TIMED_OUT)
+    finally:
+        for stream in queued:
+            stream.close(None)
+        listener.close()
