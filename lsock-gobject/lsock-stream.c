@@ -127,7 +127,8 @@ _lsock_conn_close (LsockConn *conn)
 
   g_mutex_lock (&conn->lock);
   was_closed = conn->closed;
-  conn->closed = TRUE;
+  /* Atomic too: the Unix backend reads it without the lock */
+  g_atomic_int_set (&conn->closed, TRUE);
   g_mutex_unlock (&conn->lock);
 
   if (!was_closed)

@@ -36,11 +36,15 @@
  * once is reported from the reactor's next dispatch, never from inside
  * the _async() call.
  *
- * Closing: conn->lock guards the fd, the operations waiting and the
- * registrations. Whoever uses the fd outside the lock (a sync operation,
- * a pollable source) holds it with _lsock_unix_conn_acquire_fd(); close()
- * shuts the socket down to wake them, and the last of them closes the fd,
- * so its number is never reused while anything may still use it.
+ * Closing: conn->lock guards the operations waiting and the
+ * registrations, and the fd for whoever uses it under the lock having
+ * checked conn->closed (the async path). Whoever uses the fd outside the
+ * lock (a sync operation, a pollable source) holds it with
+ * _lsock_unix_conn_acquire_fd(), an atomic count (fd_state) rather than
+ * the lock, which a sync read or write would otherwise take twice; close()
+ * holds it too while it removes the registrations, shuts the socket down
+ * to wake the others, and the last holder closes the fd, so its number is
+ * never reused while anything, epoll included, may still use it.
  * Operations waiting are taken off and reported closed in their own
  * contexts.
  */
@@ -50,7 +54,7 @@ typedef struct _IoOp IoOp;
 typedef struct
 {
   int      fd;               /* -1 once closed and released */
-  int      users;            /* holders of the fd outside the lock */
+  int      fd_state;         /* atomic: FD_USER per holder, | FD_CLOSED */
   int      read_timed_out;   /* atomic: set by a pollable source's timeout */
   int      write_timed_out;
   GSList  *watches;          /* LsockWatch*: one per reactor it was used on */
@@ -64,6 +68,13 @@ typedef struct
   LsockConn *conn;      /* a reference, for the memory */
   gboolean   ready[2];  /* by direction: may not fail with EAGAIN */
 } WatchState;
+
+/* UnixConn.fd_state: the holders of the fd outside conn->lock, counted
+ * without a lock (a sync read or write takes and drops it every time), and
+ * whether close() is done with it; whoever leaves it at FD_CLOSED with no
+ * holder closes the fd */
+#define FD_CLOSED 1
+#define FD_USER   2
 
 typedef enum
 {
@@ -106,14 +117,17 @@ io_outcome (LsockConn       *conn,
             GError          *failure,
             GError         **error)
 {
-  const char *display = _lsock_name_get_display (conn->name);
   gboolean reading = direction == LSOCK_DIRECTION_READ;
+  const char *display;
 
+  /* The common case first: nothing to say */
+  if (G_LIKELY (outcome == IO_DONE && n >= 0))
+    return n;
+
+  display = _lsock_name_get_display (conn->name);
   switch (outcome)
     {
     case IO_DONE:
-      if (n >= 0)
-        return n;
       /* A peer that closed with data of ours unread makes the next read,
        * once all it sent has been read, fail with ECONNRESET on Linux:
        * for the reader that is the end of the stream (nothing it was sent
@@ -192,6 +206,8 @@ do_io (int             fd,
 
 /* ---------------------------------------------------------------------- */
 
+static gboolean release_fd (LsockConn *conn);
+
 gpointer
 _lsock_unix_conn_new (int fd)
 {
@@ -207,19 +223,29 @@ _lsock_unix_conn_acquire_fd (LsockConn  *conn,
                              GError    **error)
 {
   UnixConn *unix_conn = conn->backend;
-  int fd = -1;
+  int state = g_atomic_int_get (&unix_conn->fd_state);
 
-  g_mutex_lock (&conn->lock);
-  if (!conn->closed)
+  /* Held from here on, unless close() is done with it... */
+  do
     {
-      unix_conn->users++;
-      fd = unix_conn->fd;
+      if (state & FD_CLOSED)
+        {
+          _lsock_conn_set_closed_error (conn, error);
+          return -1;
+        }
     }
-  g_mutex_unlock (&conn->lock);
+  while (!g_atomic_int_compare_and_exchange_full (&unix_conn->fd_state, state,
+                                                  state + FD_USER, &state));
 
-  if (fd < 0)
-    _lsock_conn_set_closed_error (conn, error);
-  return fd;
+  /* ... or has begun: an operation that starts after close() must fail.
+   * One that got in before is woken by close()'s shutdown() */
+  if (g_atomic_int_get (&conn->closed))
+    {
+      release_fd (conn);
+      _lsock_conn_set_closed_error (conn, error);
+      return -1;
+    }
+  return unix_conn->fd;
 }
 
 /* Returns whether the connection was closed meanwhile */
@@ -227,15 +253,10 @@ static gboolean
 release_fd (LsockConn *conn)
 {
   UnixConn *unix_conn = conn->backend;
-  gboolean closed;
 
-  g_mutex_lock (&conn->lock);
-  closed = conn->closed;
-  if (--unix_conn->users == 0 && closed && unix_conn->fd >= 0)
+  if (g_atomic_int_add (&unix_conn->fd_state, -FD_USER) == FD_CLOSED + FD_USER)
     close (g_steal_fd (&unix_conn->fd));
-  g_mutex_unlock (&conn->lock);
-
-  return closed;
+  return g_atomic_int_get (&conn->closed);
 }
 
 void
@@ -783,8 +804,10 @@ _lsock_conn_close_impl (LsockConn *conn)
   ops[0] = g_steal_pointer (&unix_conn->ops[0]);
   ops[1] = g_steal_pointer (&unix_conn->ops[1]);
   watches = g_steal_pointer (&unix_conn->watches);
-  unix_conn->users++;
   g_mutex_unlock (&conn->lock);
+  /* conn->closed is set: nobody new may hold it, nor close it before we
+   * say we are done */
+  g_atomic_int_add (&unix_conn->fd_state, FD_USER);
 
   g_slist_free_full (watches, (GDestroyNotify) _lsock_watch_destroy);
 
@@ -796,15 +819,12 @@ _lsock_conn_close_impl (LsockConn *conn)
       _lsock_reactor_defer (ops[d]->reactor, &ops[d]->deferred);
     }
 
-  g_mutex_lock (&conn->lock);
-  if (--unix_conn->users > 0)
-    {
-      /* Wake whoever still uses it; the last of them closes it */
-      shutdown (unix_conn->fd, SHUT_RDWR);
-    }
-  else if (unix_conn->fd >= 0)
+  /* Wake whoever still uses it (while we hold it, so it is still ours);
+   * the last of them closes it */
+  if (g_atomic_int_get (&unix_conn->fd_state) > FD_USER)
+    shutdown (unix_conn->fd, SHUT_RDWR);
+  if (g_atomic_int_add (&unix_conn->fd_state, FD_CLOSED - FD_USER) == FD_USER)
     close (g_steal_fd (&unix_conn->fd));
-  g_mutex_unlock (&conn->lock);
 }
 
 void
@@ -812,7 +832,7 @@ _lsock_conn_free_impl (LsockConn *conn)
 {
   UnixConn *unix_conn = conn->backend;
 
-  g_assert (unix_conn->users == 0 && unix_conn->fd < 0);
+  g_assert (g_atomic_int_get (&unix_conn->fd_state) == FD_CLOSED && unix_conn->fd < 0);
   g_assert (unix_conn->watches == NULL);
   g_mutex_clear (&unix_conn->watch_lock);
   g_free (unix_conn);
