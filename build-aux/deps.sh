@@ -12,7 +12,7 @@ packages=(
   build-essential gcc pkg-config meson ninja-build
   libglib2.0-dev libglib2.0-bin
   gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0
-  valac gjs python3-gi python3-pytest socat gettext gi-docgen
+  valac gjs python3-gi python3-pytest socat systemd gettext gi-docgen
   clang libclang-rt-14-dev valgrind git
 )
 

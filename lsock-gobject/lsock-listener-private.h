@@ -27,6 +27,10 @@ struct _LsockListener
   int           backlog;
   LsockAccess   access;
   guint         replace_stale : 1;
+  /* A descriptor to adopt at init instead of binding (-1: none), and its
+   * index in the socket activation table if it came from there (-1) */
+  int           adopt_fd;
+  int           adopt_index;
 
   /* Guards everything below: sync accepts run in any thread, close() and
    * accept_async() may come from any thread */
@@ -81,6 +85,19 @@ typedef enum
                               * (_lsock_listener_create_source_impl())
                               * just said a peer may be waiting */
 } LsockAcceptMode;
+
+/* Adoption: the name of a listening socket, validated
+ * (G_IO_ERROR_INVALID_ARGUMENT; NOT_SUPPORTED on Windows) */
+LsockName    *_lsock_listener_name_of_fd_impl   (int             fd,
+                                                 GError        **error);
+/* Socket activation (lsock-unix-activation-private.h on Unix;
+ * G_IO_ERROR_NOT_SUPPORTED on Windows) */
+int           _lsock_listener_borrow_activated_impl (const char *fd_name,
+                                                 int            *out_index,
+                                                 GError        **error);
+void          _lsock_listener_give_back_activated_impl (int      index);
+void          _lsock_listener_set_keep_activation_environment_impl (gboolean keep);
+gboolean      _lsock_listener_is_adopted_impl   (LsockListener  *self);
 
 /* One accept, without the lock. A peer that the access check refuses is
  * closed: then this returns NULL with no error and *@out_rejected set to

@@ -7,10 +7,12 @@
 #include "lsock-unix-private.h"
 #include "lsock-unix-conn-private.h"
 #include "lsock-unix-socket-file-private.h"
+#include "lsock-unix-activation-private.h"
 #include "lsock-i18n-private.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glib-unix.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -77,6 +79,12 @@ typedef struct
   uid_t            owner_uid;
   /* Whether the socket is non-blocking now: set once, for good */
   int              fd_nonblocking;
+  /* A socket this listener did not make (lsock_listener_new_from_fd(),
+   * socket activation): never shut down, since others may share it, so
+   * close() wakes accepts in other threads with a pipe instead */
+  gboolean         adopted;
+  int              activation_index;  /* borrowed from the table, or -1 */
+  int              wake_fds[2];
 } ListenerUnix;
 
 #define SUN_PATH_MAX (sizeof (((struct sockaddr_un *) 0)->sun_path) - 1)
@@ -430,12 +438,96 @@ bind_namespaced (LsockListener  *self,
   return TRUE;
 }
 
+static ListenerUnix *
+backend_new (void)
+{
+  ListenerUnix *backend = g_new0 (ListenerUnix, 1);
+
+  backend->fd = -1;
+  backend->zombie_fd = -1;
+  backend->activation_index = -1;
+  backend->wake_fds[0] = backend->wake_fds[1] = -1;
+  return backend;
+}
+
 static void
 backend_free (ListenerUnix *backend)
 {
   if (backend->has_file)
     _lsock_socket_file_clear (&backend->file);
+  if (backend->wake_fds[0] >= 0)
+    close (backend->wake_fds[0]);
+  if (backend->wake_fds[1] >= 0)
+    close (backend->wake_fds[1]);
+  if (backend->activation_index >= 0)
+    _lsock_activation_give_back (backend->activation_index);
   g_free (backend);
+}
+
+static gboolean listener_set_nonblocking (LsockListener  *self,
+                                          ListenerUnix   *backend,
+                                          int             listen_fd,
+                                          GError        **error);
+
+/* Takes @fd, a listening socket validated already */
+static gboolean
+adopt (LsockListener  *self,
+       int             fd,
+       int             activation_index,
+       GError        **error)
+{
+  ListenerUnix *backend = backend_new ();
+  GError *local_error = NULL;
+
+  /* Close-on-exec, as every descriptor of ours */
+  {
+    int flags = fcntl (fd, F_GETFD);
+
+    if (flags >= 0 && !(flags & FD_CLOEXEC))
+      fcntl (fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+  backend->fd = fd;
+  backend->adopted = TRUE;
+  backend->activation_index = activation_index;
+  backend->owner_uid = geteuid ();
+  /* Non-blocking from the start: nothing shuts it down to wake a blocking
+   * accept(), so every accept polls, with the wake pipe beside it */
+  if (!g_unix_open_pipe (backend->wake_fds, FD_CLOEXEC, &local_error) ||
+      !g_unix_set_fd_nonblocking (backend->wake_fds[1], TRUE, &local_error) ||
+      !listener_set_nonblocking (self, backend, fd, error))
+    {
+      if (local_error != NULL)
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                     _("Could not listen on “%s”: %s"),
+                     _lsock_name_get_display (self->name), local_error->message);
+      g_clear_error (&local_error);
+      backend->fd = -1;
+      backend->activation_index = -1;
+      backend_free (backend);
+      return FALSE;
+    }
+  self->backend = backend;
+  return TRUE;
+}
+
+LsockName *
+_lsock_listener_name_of_fd_impl (int      fd,
+                                 GError **error)
+{
+  struct sockaddr_un addr;
+  socklen_t len = sizeof addr;
+  LsockName *name;
+
+  if (!_lsock_unix_check_stream_socket (fd, TRUE, error))
+    return NULL;
+  memset (&addr, 0, sizeof addr);
+  getsockname (fd, (struct sockaddr *) &addr, &len);
+  name = _lsock_name_new_from_sockaddr (&addr, len);
+  if (name == NULL)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                 _("Cannot adopt file descriptor %d: it is bound to an address that is "
+                   "not a valid name"), fd);
+  return name;
 }
 
 gboolean
@@ -448,7 +540,39 @@ _lsock_listener_bind_impl (LsockListener  *self,
   gboolean ok;
 
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
-    return FALSE;
+    {
+      if (self->adopt_fd >= 0)
+        self->adopt_fd = -1;  /* the caller's again */
+      return FALSE;
+    }
+
+  /* A socket given to us, or passed by socket activation for this name */
+  if (self->adopt_fd >= 0)
+    {
+      int activation_index = self->adopt_index;
+
+      fd = g_steal_fd (&self->adopt_fd);
+      self->adopt_index = -1;
+      /* On failure fd is the caller's again */
+      return adopt (self, fd, activation_index, error);
+    }
+  {
+    int activation_index = -1;
+
+    fd = _lsock_activation_borrow_bound (self->name, &activation_index);
+    if (fd >= 0)
+      {
+        if (adopt (self, fd, activation_index, error))
+          {
+            self->reclaim_name = FALSE;  /* the service manager's */
+            return TRUE;
+          }
+        close (fd);
+        _lsock_activation_give_back (activation_index);
+        return FALSE;
+      }
+  }
+
   if (!_lsock_name_check_private_dir (self->name, error))
     return FALSE;
 
@@ -457,8 +581,7 @@ _lsock_listener_bind_impl (LsockListener  *self,
   if (fd < 0)
     return FALSE;
 
-  backend = g_new0 (ListenerUnix, 1);
-  backend->zombie_fd = -1;
+  backend = backend_new ();
   if (lsock_name_get_kind (self->name) == LSOCK_NAME_KIND_PATH)
     ok = bind_path (self, backend, fd, cancellable, error);
   else
@@ -653,7 +776,8 @@ accept_once (LsockListener  *self,
            * in poll(), cancellably. */
           if (!listener_set_nonblocking (self, backend, listen_fd, error))
             return NULL;
-          ready = _lsock_unix_wait (listen_fd, G_IO_IN, blocking ? 0 : -1, cancellable, error);
+          ready = _lsock_unix_wait_full (listen_fd, G_IO_IN, backend->wake_fds[0],
+                                         blocking ? 0 : -1, cancellable, error);
         }
       if (ready < 0)
         return NULL;
@@ -730,6 +854,19 @@ _lsock_listener_unix_peek_fd (LsockListener *self)
   return fd;
 }
 
+gboolean
+_lsock_listener_is_adopted_impl (LsockListener *self)
+{
+  ListenerUnix *backend;
+  gboolean adopted;
+
+  g_mutex_lock (&self->lock);
+  backend = self->backend;
+  adopted = backend != NULL && backend->adopted;
+  g_mutex_unlock (&self->lock);
+  return adopted;
+}
+
 guint64
 _lsock_listener_unix_peek_bound_ino (LsockListener *self)
 {
@@ -776,8 +913,18 @@ _lsock_listener_close_impl (LsockListener *self)
     }
 
   /* Wake accepts blocked in other threads; the last of them closes the fd
-   * and frees the backend */
-  shutdown (fd, SHUT_RDWR);
+   * and frees the backend. An adopted socket may be shared (the service
+   * manager keeps its own): never shut it down, wake them by the pipe */
+  if (!backend->adopted)
+    shutdown (fd, SHUT_RDWR);
+  else if (backend->accepts_in_flight > 0)
+    {
+      char byte = 0;
+
+      if (write (backend->wake_fds[1], &byte, 1) < 0)
+        g_debug ("Could not wake the accepts on “%s”: %s",
+                 _lsock_name_get_display (self->name), g_strerror (errno));
+    }
   if (backend->accepts_in_flight > 0)
     backend->zombie_fd = fd;
   else
@@ -785,4 +932,24 @@ _lsock_listener_close_impl (LsockListener *self)
       close (fd);
       backend_free (backend);
     }
+}
+
+int
+_lsock_listener_borrow_activated_impl (const char  *fd_name,
+                                       int         *out_index,
+                                       GError     **error)
+{
+  return _lsock_activation_borrow_named (fd_name, out_index, error);
+}
+
+void
+_lsock_listener_give_back_activated_impl (int index)
+{
+  _lsock_activation_give_back (index);
+}
+
+void
+_lsock_listener_set_keep_activation_environment_impl (gboolean keep)
+{
+  _lsock_activation_set_keep_environment (keep);
 }

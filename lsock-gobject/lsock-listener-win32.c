@@ -570,3 +570,42 @@ _lsock_listener_close_impl (LsockListener *self)
 
   backend_unref (backend);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Adoption and socket activation: Unix only */
+
+LsockName *
+_lsock_listener_name_of_fd_impl (int      fd,
+                                 GError **error)
+{
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                       _("lsock_listener_new_from_fd() is not supported on Windows: "
+                         "named pipes have no file descriptors"));
+  return NULL;
+}
+
+int
+_lsock_listener_borrow_activated_impl (const char  *fd_name,
+                                       int         *out_index,
+                                       GError     **error)
+{
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                       _("Socket activation is not supported on Windows"));
+  return -1;
+}
+
+void
+_lsock_listener_give_back_activated_impl (int index)
+{
+}
+
+void
+_lsock_listener_set_keep_activation_environment_impl (gboolean keep)
+{
+}
+
+gboolean
+_lsock_listener_is_adopted_impl (LsockListener *self)
+{
+  return FALSE;
+}

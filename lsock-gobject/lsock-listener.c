@@ -7,6 +7,10 @@
 #include "lsock-enum-types.h"
 #include "lsock-i18n-private.h"
 
+#ifndef G_OS_WIN32
+# include <unistd.h>
+#endif
+
 /**
  * LsockListener:
  *
@@ -516,6 +520,8 @@ lsock_listener_init (LsockListener *self)
   self->access = LSOCK_ACCESS_USER;
   self->replace_stale = TRUE;
   self->reclaim_name = TRUE;
+  self->adopt_fd = -1;
+  self->adopt_index = -1;
   g_mutex_init (&self->lock);
   g_queue_init (&self->pending);
 }
@@ -580,6 +586,173 @@ lsock_listener_new_full (LsockName     *name,
                          "name", name,
                          "access", access,
                          NULL);
+}
+
+static LsockListener *
+new_adopting (int           fd,
+              int           activation_index,
+              LsockAccess   access,
+              GError      **error)
+{
+  g_autoptr(LsockName) name = NULL;
+  LsockListener *self;
+
+  name = _lsock_listener_name_of_fd_impl (fd, error);
+  if (name == NULL)
+    return NULL;
+
+  self = g_object_new (LSOCK_TYPE_LISTENER, "name", name, "access", access, NULL);
+  self->adopt_fd = fd;
+  self->adopt_index = activation_index;
+  self->reclaim_name = FALSE;  /* a file we did not bind is never removed */
+  if (!g_initable_init (G_INITABLE (self), NULL, error))
+    {
+      g_object_unref (self);
+      return NULL;
+    }
+  return self;
+}
+
+/**
+ * lsock_listener_new_from_fd:
+ * @fd: a listening `AF_UNIX` `SOCK_STREAM` socket
+ * @access: who may connect
+ * @error: return location for a #GError
+ *
+ * Makes a listener of a socket that is already bound and listening: one
+ * passed by a parent process or a service manager (for socket activation
+ * itself, [ctor@Lsock.Listener.new] and [ctor@Lsock.Listener.new_activated]
+ * do this for you).
+ *
+ * The socket is validated: anything but a listening Unix-domain stream
+ * socket fails with %G_IO_ERROR_INVALID_ARGUMENT, and then @fd stays the
+ * caller's. On success the listener owns @fd and closes it when closed.
+ * The listener's name is the address the socket is bound to. Since this
+ * listener did not make the socket, it never shuts it down (others may
+ * share it) and never removes its file
+ * ([property@Lsock.Listener:reclaim-name] is %FALSE). @access is checked on
+ * every accept as usual, but the file's permissions are whatever its
+ * maker gave it.
+ *
+ * On Windows this fails with %G_IO_ERROR_NOT_SUPPORTED.
+ *
+ * Returns: (transfer full): a listening #LsockListener
+ *
+ * Since: 1.0
+ */
+LsockListener *
+lsock_listener_new_from_fd (int           fd,
+                            LsockAccess   access,
+                            GError      **error)
+{
+  g_return_val_if_fail (fd >= 0, NULL);
+  g_return_val_if_fail (access == LSOCK_ACCESS_USER || access == LSOCK_ACCESS_EVERYONE, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return new_adopting (fd, -1, access, error);
+}
+
+/**
+ * lsock_listener_new_activated:
+ * @fd_name: (nullable): the socket's name in `$LISTEN_FDNAMES` (systemd's
+ *   `FileDescriptorName=`), or %NULL for the only one
+ * @access: who may connect
+ * @error: return location for a #GError
+ *
+ * Takes a listening socket passed by socket activation, by its name.
+ *
+ * A process started by systemd (or `systemd-socket-activate`, or any
+ * service manager that follows sd_listen_fds(3)) with `$LISTEN_FDS` and
+ * `$LISTEN_PID` (and `$LISTEN_PIDFDID`, where the kernel can check it)
+ * naming it gets its sockets from descriptor 3 on. lsock reads the
+ * variables once, checks that every descriptor is open before using any
+ * (otherwise it ignores them), and makes them close-on-exec. Usually there
+ * is no need to call this: [ctor@Lsock.Listener.new] on the socket's name
+ * (the path or abstract name in the `.socket` unit's `ListenStream=`)
+ * adopts it by itself, so a service runs the same with and without
+ * activation.
+ *
+ * The listener never shuts the socket down or removes its file; closing
+ * it leaves the socket to the service manager, and a listener made later
+ * in the same process can take it again. Once every passed socket has been
+ * taken, the variables are unset so that child processes do not take them
+ * for their own (see
+ * [func@Lsock.Listener.set_keep_activation_environment]).
+ *
+ * Fails with %G_IO_ERROR_NOT_FOUND when the process was not activated or
+ * no socket has that name, %G_IO_ERROR_INVALID_ARGUMENT when it is not a
+ * listening Unix-domain stream socket (with `Accept=yes` each connection
+ * comes as a connected socket: use [ctor@Lsock.Stream.new_from_fd]) or
+ * when @fd_name is %NULL and there are several, %G_IO_ERROR_ADDRESS_IN_USE
+ * when another listener has it, and %G_IO_ERROR_NOT_SUPPORTED on Windows.
+ *
+ * Returns: (transfer full): a listening #LsockListener
+ *
+ * Since: 1.0
+ */
+LsockListener *
+lsock_listener_new_activated (const char   *fd_name,
+                              LsockAccess   access,
+                              GError      **error)
+{
+  LsockListener *self;
+  int index = -1;
+  int fd;
+
+  g_return_val_if_fail (access == LSOCK_ACCESS_USER || access == LSOCK_ACCESS_EVERYONE, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  fd = _lsock_listener_borrow_activated_impl (fd_name, &index, error);
+  if (fd < 0)
+    return NULL;
+  self = new_adopting (fd, index, access, error);
+  if (self == NULL)
+    {
+#ifndef G_OS_WIN32
+      close (fd);
+#endif
+      _lsock_listener_give_back_activated_impl (index);
+    }
+  return self;
+}
+
+/**
+ * lsock_listener_set_keep_activation_environment:
+ * @keep: whether to keep the variables
+ *
+ * Whether lsock leaves the socket activation variables (`$LISTEN_FDS`,
+ * `$LISTEN_PID`, `$LISTEN_PIDFDID`, `$LISTEN_FDNAMES`) in the environment
+ * once it has taken every socket they pass. By default it unsets them, as
+ * sd_listen_fds() does when asked to, so that a child process does not
+ * mistake them for its own. Call it before the first listener is made;
+ * like any change to the environment, unsetting them is not safe while
+ * other threads read the environment.
+ *
+ * Since: 1.0
+ */
+void
+lsock_listener_set_keep_activation_environment (gboolean keep)
+{
+  _lsock_listener_set_keep_activation_environment_impl (keep);
+}
+
+/**
+ * lsock_listener_is_adopted:
+ * @self: a #LsockListener
+ *
+ * Whether the listener listens on a socket it did not make: one given to
+ * [ctor@Lsock.Listener.new_from_fd], or passed by socket activation.
+ *
+ * Returns: %TRUE for an adopted socket
+ *
+ * Since: 1.0
+ */
+gboolean
+lsock_listener_is_adopted (LsockListener *self)
+{
+  g_return_val_if_fail (LSOCK_IS_LISTENER (self), FALSE);
+
+  return _lsock_listener_is_adopted_impl (self);
 }
 
 /**

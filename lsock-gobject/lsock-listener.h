@@ -24,6 +24,18 @@ LsockListener *lsock_listener_new_full         (LsockName            *name,
                                                 GError              **error);
 
 LSOCK_AVAILABLE_IN_ALL
+LsockListener *lsock_listener_new_from_fd      (int                   fd,
+                                                LsockAccess           access,
+                                                GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+LsockListener *lsock_listener_new_activated    (const char           *fd_name,
+                                                LsockAccess           access,
+                                                GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+void           lsock_listener_set_keep_activation_environment (gboolean keep);
+LSOCK_AVAILABLE_IN_ALL
+gboolean       lsock_listener_is_adopted       (LsockListener        *self);
+LSOCK_AVAILABLE_IN_ALL
 LsockName     *lsock_listener_get_name         (LsockListener        *self);
 LSOCK_AVAILABLE_IN_ALL
 LsockAccess    lsock_listener_get_access       (LsockListener        *self);

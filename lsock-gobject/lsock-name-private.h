@@ -27,7 +27,8 @@ struct _LsockName
 };
 
 /* The string shown in error messages: "@foo" or the path, valid UTF-8
- * (bytes that are not are written \xNN). (transfer none) */
+ * (bytes that are not are written \xNN); "(unnamed)" for NULL, the name
+ * of an unnamed socket adopted by descriptor. (transfer none) */
 const char           *_lsock_name_get_display                (LsockName   *self);
 
 /* A namespaced name as error messages show it: "@name", with invalid
@@ -74,6 +75,14 @@ LsockName            *_lsock_name_new_private_path_for_testing (const char *path
 /* Fills @addr for connect()/bind(); returns the address length to pass. */
 socklen_t             _lsock_name_to_sockaddr                (LsockName          *self,
                                                               struct sockaddr_un *addr);
+/* The name of a socket address (getsockname(), getpeername()), or NULL if
+ * it has none (unbound, a socketpair) or none that a name can hold */
+LsockName            *_lsock_name_new_from_sockaddr          (const struct sockaddr_un *addr,
+                                                              socklen_t           len);
+/* Whether @addr is the address that @self binds to */
+gboolean              _lsock_name_matches_sockaddr           (LsockName          *self,
+                                                              const struct sockaddr_un *addr,
+                                                              socklen_t           len);
 #endif
 
 G_END_DECLS

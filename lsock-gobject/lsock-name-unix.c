@@ -243,3 +243,71 @@ _lsock_name_to_sockaddr (LsockName          *self,
   g_return_val_if_reached (0);
 #endif
 }
+
+LsockName *
+_lsock_name_new_from_sockaddr (const struct sockaddr_un *addr,
+                               socklen_t                 len)
+{
+  gsize offset = offsetof (struct sockaddr_un, sun_path);
+  gsize path_len;
+
+  if (len <= offset || addr->sun_family != AF_UNIX)
+    return NULL;  /* unnamed */
+  path_len = MIN ((gsize) len - offset, sizeof addr->sun_path);
+
+  if (addr->sun_path[0] != '\0')
+    {
+      g_autofree char *path = g_strndup (addr->sun_path, path_len);
+
+      return lsock_name_new_path (path, NULL);
+    }
+
+#ifdef __linux__
+  /* Abstract: exactly the bytes after the NUL. One with a NUL of its own
+   * (as autobind() never makes, but anyone may bind) has no LsockName. */
+  if (path_len > 1 && memchr (addr->sun_path + 1, '\0', path_len - 1) == NULL)
+    {
+      g_autofree char *name = g_strndup (addr->sun_path + 1, path_len - 1);
+
+      return lsock_name_new_namespaced (name, NULL);
+    }
+#endif
+  return NULL;
+}
+
+gboolean
+_lsock_name_matches_sockaddr (LsockName                *self,
+                              const struct sockaddr_un *addr,
+                              socklen_t                 len)
+{
+  struct sockaddr_un ours;
+  socklen_t our_len;
+  gsize offset = offsetof (struct sockaddr_un, sun_path);
+
+  g_return_val_if_fail (LSOCK_IS_NAME (self), FALSE);
+
+  if (len <= offset || addr->sun_family != AF_UNIX)
+    return FALSE;
+  our_len = _lsock_name_to_sockaddr (self, &ours);
+
+  if (self->kind == LSOCK_NAME_KIND_NAMESPACED)
+    return len == our_len && memcmp (addr->sun_path, ours.sun_path, len - offset) == 0;
+
+  /* A path: the same string, or the same file by another spelling of it
+   * (a relative name, "..", a doubled "/"); not by following links, which
+   * could make two different names one */
+  {
+    g_autofree char *theirs = g_strndup (addr->sun_path,
+                                         MIN ((gsize) len - offset, sizeof addr->sun_path));
+    g_autofree char *a = NULL;
+    g_autofree char *b = NULL;
+
+    if (theirs[0] == '\0')
+      return FALSE;
+    if (strcmp (theirs, self->name) == 0)
+      return TRUE;
+    a = g_canonicalize_filename (theirs, NULL);
+    b = g_canonicalize_filename (self->name, NULL);
+    return strcmp (a, b) == 0;
+  }
+}

@@ -616,6 +616,9 @@ lsock_name_to_string (LsockName *self)
 const char *
 _lsock_name_get_display (LsockName *self)
 {
+  /* A socket adopted by descriptor may have no name (a socketpair) */
+  if (self == NULL)
+    return _("(unnamed)");
   g_return_val_if_fail (LSOCK_IS_NAME (self), NULL);
 
   return self->shown != NULL ? self->shown : self->display;

@@ -104,6 +104,42 @@ gboolean      _lsock_stream_shutdown_impl         (LsockStream   *self,
                                                    gboolean       shutdown_write,
                                                    GError       **error);
 
+/* Descriptors (lsock-stream-fd.c). Where the platform has no descriptors
+ * these fail with G_IO_ERROR_NOT_SUPPORTED (get_fd: -1). */
+/* Adopts a connected stream socket, validated; the caller keeps @fd on
+ * failure */
+LsockStream  *_lsock_stream_new_from_fd_impl      (int            fd,
+                                                   GError       **error);
+gboolean      _lsock_stream_new_pair_impl         (LsockStream  **first,
+                                                   LsockStream  **second,
+                                                   GError       **error);
+int           _lsock_stream_get_fd_impl           (LsockStream   *self);
+int           _lsock_stream_steal_fd_impl         (LsockStream   *self,
+                                                   GError       **error);
+/* Not blocking: G_IO_ERROR_WOULD_BLOCK until the substream polls ready */
+gboolean      _lsock_stream_send_fd_impl          (LsockStream   *self,
+                                                   int            fd,
+                                                   gboolean       blocking,
+                                                   GCancellable  *cancellable,
+                                                   GError       **error);
+int           _lsock_stream_receive_fd_impl       (LsockStream   *self,
+                                                   gboolean       blocking,
+                                                   GCancellable  *cancellable,
+                                                   GError       **error);
+/* G_IO_ERROR_PENDING while the stream or a substream has an operation
+ * pending: before the socket is handed over */
+gboolean      _lsock_stream_check_not_pending     (LsockStream   *self,
+                                                   GError       **error);
+/* What GDBus is given for the stream (lsock-stream-dbus.c): on Unix a
+ * GUnixConnection that takes over the socket (the stream is closed); on
+ * Windows the stream itself. The flags and the mechanisms to allow, as
+ * the platform's authentication needs them. */
+GIOStream    *_lsock_stream_dbus_stream_impl      (LsockStream   *self,
+                                                   gboolean       server,
+                                                   GDBusConnectionFlags *flags,
+                                                   const char   **mechanism,
+                                                   GError       **error);
+
 /* Rewrites a G_IO_ERROR_CANCELLED from GLib ("Operation was cancelled") so
  * that it names the socket; other errors are left alone */
 /* G_IO_ERROR_TIMED_OUT for a connect to @name that took too long */

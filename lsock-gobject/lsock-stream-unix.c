@@ -8,8 +8,10 @@
 #include "lsock-i18n-private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -556,4 +558,224 @@ _lsock_stream_shutdown_impl (LsockStream  *self,
     }
 
   return TRUE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Descriptors */
+
+static void
+set_not_stream_socket_error (int          fd,
+                             const char  *why,
+                             GError     **error)
+{
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+               _("Cannot adopt file descriptor %d: %s"), fd, why);
+}
+
+gboolean
+_lsock_unix_check_stream_socket (int           fd,
+                                 gboolean      listening,
+                                 GError      **error)
+{
+  struct stat st;
+  struct sockaddr_un addr;
+  socklen_t len = sizeof addr;
+  int type = 0;
+  int accepting = 0;
+  socklen_t opt_len = sizeof type;
+
+  if (fstat (fd, &st) != 0)
+    {
+      int errsv = errno;
+
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("Cannot adopt file descriptor %d: %s"), fd, g_strerror (errsv));
+      return FALSE;
+    }
+  if (!S_ISSOCK (st.st_mode))
+    {
+      set_not_stream_socket_error (fd, _("it is not a socket"), error);
+      return FALSE;
+    }
+  memset (&addr, 0, sizeof addr);
+  if (getsockname (fd, (struct sockaddr *) &addr, &len) != 0 || addr.sun_family != AF_UNIX)
+    {
+      set_not_stream_socket_error (fd, _("it is not a Unix-domain socket"), error);
+      return FALSE;
+    }
+  if (getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &opt_len) != 0 || type != SOCK_STREAM)
+    {
+      set_not_stream_socket_error (fd, _("it is not a stream socket (SOCK_STREAM)"), error);
+      return FALSE;
+    }
+#ifdef SO_ACCEPTCONN
+  opt_len = sizeof accepting;
+  if (getsockopt (fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &opt_len) != 0)
+    accepting = -1;  /* cannot tell: let the next check decide */
+#else
+  accepting = -1;
+#endif
+  if (listening)
+    {
+      if (accepting == 0)
+        {
+          set_not_stream_socket_error (fd, _("it is not listening"), error);
+          return FALSE;
+        }
+    }
+  else
+    {
+      struct sockaddr_un peer;
+
+      len = sizeof peer;
+      if (accepting == 1)
+        {
+          set_not_stream_socket_error (fd, _("it is a listening socket, not a connection "
+                                             "(see lsock_listener_new_from_fd())"), error);
+          return FALSE;
+        }
+      if (getpeername (fd, (struct sockaddr *) &peer, &len) != 0)
+        {
+          set_not_stream_socket_error (fd, _("it is not connected"), error);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+/* The name of a connected socket: the listener's, whichever end this is */
+static LsockName *
+name_of_connection (int fd)
+{
+  struct sockaddr_un addr;
+  socklen_t len = sizeof addr;
+  LsockName *name = NULL;
+
+  /* A client: the server's address; an accepted socket: the listener's */
+  memset (&addr, 0, sizeof addr);
+  if (getpeername (fd, (struct sockaddr *) &addr, &len) == 0)
+    name = _lsock_name_new_from_sockaddr (&addr, len);
+  if (name == NULL)
+    {
+      len = sizeof addr;
+      memset (&addr, 0, sizeof addr);
+      if (getsockname (fd, (struct sockaddr *) &addr, &len) == 0)
+        name = _lsock_name_new_from_sockaddr (&addr, len);
+    }
+  return name;
+}
+
+/* Makes an adopted connection what lsock's own are: close-on-exec,
+ * blocking (MSG_DONTWAIT is used where an operation must not block), no
+ * SIGPIPE */
+static void
+prepare_adopted (int fd)
+{
+  int flags = fcntl (fd, F_GETFD);
+
+  if (flags >= 0 && !(flags & FD_CLOEXEC))
+    fcntl (fd, F_SETFD, flags | FD_CLOEXEC);
+  _lsock_unix_set_nonblocking (fd, FALSE);
+#if !defined (MSG_NOSIGNAL) && defined (SO_NOSIGPIPE)
+  {
+    int one = 1;
+    setsockopt (fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+  }
+#endif
+}
+
+LsockStream *
+_lsock_stream_new_from_fd_impl (int      fd,
+                                GError **error)
+{
+  g_autoptr(LsockName) name = NULL;
+
+  if (!_lsock_unix_check_stream_socket (fd, FALSE, error))
+    return NULL;
+  name = name_of_connection (fd);
+  prepare_adopted (fd);
+  return stream_new (name, fd);
+}
+
+gboolean
+_lsock_stream_new_pair_impl (LsockStream **first,
+                             LsockStream **second,
+                             GError      **error)
+{
+  int fds[2];
+  int errsv;
+
+#ifdef SOCK_CLOEXEC
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+#else
+  if (socketpair (AF_UNIX, SOCK_STREAM, 0, fds) != 0)
+#endif
+    {
+      errsv = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                   _("Could not make a pair of connected sockets: %s"), g_strerror (errsv));
+      return FALSE;
+    }
+  prepare_adopted (fds[0]);
+  prepare_adopted (fds[1]);
+  *first = stream_new (NULL, fds[0]);
+  *second = stream_new (NULL, fds[1]);
+  return TRUE;
+}
+
+int
+_lsock_stream_get_fd_impl (LsockStream *self)
+{
+  return _lsock_unix_conn_peek_fd (self->conn);
+}
+
+int
+_lsock_stream_steal_fd_impl (LsockStream  *self,
+                             GError      **error)
+{
+  return _lsock_unix_conn_steal_fd (self->conn, error);
+}
+
+gboolean
+_lsock_stream_send_fd_impl (LsockStream   *self,
+                            int            fd,
+                            gboolean       blocking,
+                            GCancellable  *cancellable,
+                            GError       **error)
+{
+  return _lsock_unix_conn_send_fd (self->conn, fd, blocking, cancellable, error);
+}
+
+int
+_lsock_stream_receive_fd_impl (LsockStream   *self,
+                               gboolean       blocking,
+                               GCancellable  *cancellable,
+                               GError       **error)
+{
+  return _lsock_unix_conn_receive_fd (self->conn, blocking, cancellable, error);
+}
+
+GIOStream *
+_lsock_stream_dbus_stream_impl (LsockStream           *self,
+                                gboolean               server,
+                                GDBusConnectionFlags  *flags,
+                                const char           **mechanism,
+                                GError               **error)
+{
+  g_autoptr(GSocket) socket = NULL;
+  int fd;
+
+  /* GDBus authenticates with EXTERNAL (the peer's credentials) and passes
+   * descriptors only over a GUnixConnection: hand it the socket */
+  fd = _lsock_unix_conn_steal_fd (self->conn, error);
+  if (fd < 0)
+    return NULL;
+  socket = g_socket_new_from_fd (fd, error);
+  if (socket == NULL)
+    {
+      close (fd);
+      return NULL;
+    }
+  *mechanism = "EXTERNAL";
+  return G_IO_STREAM (g_socket_connection_factory_create_connection (socket));
 }

@@ -79,7 +79,7 @@ _lsock_conn_new (LsockName *name,
 
   g_atomic_ref_count_init (&conn->ref_count);
   conn->owners = 1;
-  conn->name = g_object_ref (name);
+  conn->name = name != NULL ? g_object_ref (name) : NULL;
   g_mutex_init (&conn->lock);
   conn->backend = backend;
   return conn;
@@ -162,7 +162,7 @@ _lsock_stream_new (LsockName *name,
 {
   LsockStream *self;
 
-  g_return_val_if_fail (LSOCK_IS_NAME (name), NULL);
+  g_return_val_if_fail (name == NULL || LSOCK_IS_NAME (name), NULL);
 
   self = g_object_new (LSOCK_TYPE_STREAM, NULL);
   self->conn = _lsock_conn_new (name, backend);
@@ -442,7 +442,10 @@ lsock_stream_class_init (LsockStreamClass *klass)
    *
    * The name this stream is connected to: the name given to
    * [func@Lsock.Stream.connect], or the listener's name for a stream
-   * returned by an [class@Lsock.Listener].
+   * returned by an [class@Lsock.Listener]. For a stream adopted with
+   * [ctor@Lsock.Stream.new_from_fd], the name either end of the socket is
+   * bound to; %NULL when neither is (a socketpair, see
+   * [func@Lsock.Stream.new_pair]).
    *
    * Since: 1.0
    */
@@ -816,9 +819,11 @@ lsock_stream_connect_to_finish (GAsyncResult  *result,
  * lsock_stream_get_name:
  * @self: a #LsockStream
  *
- * Gets the name this stream is connected to.
+ * Gets the name this stream is connected to ([property@Lsock.Stream:name]).
  *
- * Returns: (transfer none): the name
+ * Returns: (transfer none) (nullable): the name, or %NULL for a socket
+ *   that has none (one of [func@Lsock.Stream.new_pair], or one adopted by
+ *   [ctor@Lsock.Stream.new_from_fd] that neither end bound)
  *
  * Since: 1.0
  */

@@ -79,4 +79,71 @@ LSOCK_AVAILABLE_IN_ALL
 void           lsock_stream_set_timeout          (LsockStream          *self,
                                                   guint                 timeout_ms);
 
+/* Descriptors (Unix; G_IO_ERROR_NOT_SUPPORTED on Windows, but new_pair) */
+LSOCK_AVAILABLE_IN_ALL
+LsockStream   *lsock_stream_new_from_fd          (int                   fd,
+                                                  GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+gboolean       lsock_stream_new_pair             (LsockStream         **first,
+                                                  LsockStream         **second,
+                                                  GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+int            lsock_stream_get_fd               (LsockStream          *self);
+LSOCK_AVAILABLE_IN_ALL
+int            lsock_stream_steal_fd             (LsockStream          *self,
+                                                  GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+GSocketConnection *lsock_stream_steal_connection (LsockStream          *self,
+                                                  GError              **error);
+
+LSOCK_AVAILABLE_IN_ALL
+gboolean       lsock_stream_send_fd              (LsockStream          *self,
+                                                  int                   fd,
+                                                  GCancellable         *cancellable,
+                                                  GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+void           lsock_stream_send_fd_async        (LsockStream          *self,
+                                                  int                   fd,
+                                                  GCancellable         *cancellable,
+                                                  GAsyncReadyCallback   callback,
+                                                  gpointer              user_data);
+LSOCK_AVAILABLE_IN_ALL
+gboolean       lsock_stream_send_fd_finish       (LsockStream          *self,
+                                                  GAsyncResult         *result,
+                                                  GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+int            lsock_stream_receive_fd           (LsockStream          *self,
+                                                  GCancellable         *cancellable,
+                                                  GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+void           lsock_stream_receive_fd_async     (LsockStream          *self,
+                                                  GCancellable         *cancellable,
+                                                  GAsyncReadyCallback   callback,
+                                                  gpointer              user_data);
+LSOCK_AVAILABLE_IN_ALL
+int            lsock_stream_receive_fd_finish    (LsockStream          *self,
+                                                  GAsyncResult         *result,
+                                                  GError              **error);
+
+/* D-Bus peer to peer */
+LSOCK_AVAILABLE_IN_ALL
+GDBusConnection *lsock_stream_new_dbus_connection (LsockStream         *self,
+                                                  const char           *guid,
+                                                  GDBusConnectionFlags  flags,
+                                                  GDBusAuthObserver    *observer,
+                                                  GCancellable         *cancellable,
+                                                  GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+void           lsock_stream_new_dbus_connection_async (LsockStream     *self,
+                                                  const char           *guid,
+                                                  GDBusConnectionFlags  flags,
+                                                  GDBusAuthObserver    *observer,
+                                                  GCancellable         *cancellable,
+                                                  GAsyncReadyCallback   callback,
+                                                  gpointer              user_data);
+LSOCK_AVAILABLE_IN_ALL
+GDBusConnection *lsock_stream_new_dbus_connection_finish (LsockStream  *self,
+                                                  GAsyncResult         *result,
+                                                  GError              **error);
+
 G_END_DECLS

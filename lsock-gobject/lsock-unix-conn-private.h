@@ -44,6 +44,24 @@ gssize        _lsock_unix_conn_io             (LsockConn      *conn,
                                                gboolean        blocking,
                                                GCancellable   *cancellable,
                                                GError        **error);
+/* A descriptor with one byte (SCM_RIGHTS), blocking or not, as
+ * _lsock_unix_conn_io(). The received one is close-on-exec; anything but
+ * exactly one is an error, and whatever came is closed. */
+gboolean      _lsock_unix_conn_send_fd        (LsockConn      *conn,
+                                               int             fd,
+                                               gboolean        blocking,
+                                               GCancellable   *cancellable,
+                                               GError        **error);
+int           _lsock_unix_conn_receive_fd     (LsockConn      *conn,
+                                               gboolean        blocking,
+                                               GCancellable   *cancellable,
+                                               GError        **error);
+/* Takes the socket: the connection is closed from then on, without the
+ * socket being shut down or closed. G_IO_ERROR_PENDING while anything
+ * uses it. */
+int           _lsock_unix_conn_steal_fd       (LsockConn      *conn,
+                                               GError        **error);
+
 /* Pollable: readiness now, and a source for it */
 gboolean      _lsock_unix_conn_is_ready       (LsockConn      *conn,
                                                LsockDirection  direction);

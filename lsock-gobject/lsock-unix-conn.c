@@ -9,6 +9,8 @@
 #include "lsock-i18n-private.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -204,6 +206,99 @@ do_io (int             fd,
   return n;
 }
 
+/* A descriptor passed with the data (SCM_RIGHTS), as GUnixConnection and
+ * Python's socket.send_fds() pass them */
+typedef struct
+{
+  int      fd;         /* to send; received (-1: none) */
+  int      n_fds;      /* received: how many came */
+  gboolean truncated;  /* received: MSG_CTRUNC, some were lost */
+} FdPass;
+
+/* Room for this many received at once: more is an error anyway, but they
+ * must be taken to be closed rather than left to the kernel's truncation */
+#define FD_PASS_MAX 8
+
+static gssize
+do_msg_io (int             fd,
+           LsockDirection  direction,
+           void           *buffer,
+           gsize           count,
+           int             flags,
+           FdPass         *pass,
+           int            *out_errno)
+{
+  union {
+    struct cmsghdr align;
+    char           buf[CMSG_SPACE (sizeof (int) * FD_PASS_MAX)];
+  } control;
+  struct iovec iov = { .iov_base = buffer, .iov_len = count };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf };
+  gssize n;
+
+  memset (&control, 0, sizeof control);
+  if (direction == LSOCK_DIRECTION_WRITE)
+    {
+      struct cmsghdr *cmsg;
+
+      msg.msg_controllen = CMSG_SPACE (sizeof (int));
+      cmsg = CMSG_FIRSTHDR (&msg);
+      cmsg->cmsg_level = SOL_SOCKET;
+      cmsg->cmsg_type = SCM_RIGHTS;
+      cmsg->cmsg_len = CMSG_LEN (sizeof (int));
+      memcpy (CMSG_DATA (cmsg), &pass->fd, sizeof (int));
+      do
+        n = sendmsg (fd, &msg, flags | LSOCK_SEND_FLAGS);
+      while (n < 0 && errno == EINTR);
+    }
+  else
+    {
+#ifdef MSG_CMSG_CLOEXEC
+      flags |= MSG_CMSG_CLOEXEC;
+#endif
+      msg.msg_controllen = sizeof control.buf;
+      do
+        n = recvmsg (fd, &msg, flags);
+      while (n < 0 && errno == EINTR);
+
+      if (n >= 0)
+        {
+          /* Keep the first, close the rest at once: whatever happens next,
+           * no descriptor is leaked */
+          for (struct cmsghdr *cmsg = CMSG_FIRSTHDR (&msg);
+               cmsg != NULL;
+               cmsg = CMSG_NXTHDR (&msg, cmsg))
+            {
+              gsize n_fds;
+
+              if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+                continue;
+              n_fds = (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+              for (gsize i = 0; i < n_fds; i++)
+                {
+                  int received;
+
+                  memcpy (&received, CMSG_DATA (cmsg) + i * sizeof (int), sizeof (int));
+                  if (pass->n_fds++ == 0)
+                    {
+                      pass->fd = received;
+#ifndef MSG_CMSG_CLOEXEC
+                      fcntl (received, F_SETFD, FD_CLOEXEC);
+#endif
+                    }
+                  else
+                    close (received);
+                }
+            }
+          pass->truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
+        }
+    }
+
+  if (n < 0)
+    *out_errno = errno == EWOULDBLOCK ? EAGAIN : errno;
+  return n;
+}
+
 /* ---------------------------------------------------------------------- */
 
 static gboolean release_fd (LsockConn *conn);
@@ -293,14 +388,16 @@ _lsock_unix_conn_peek_reactor_kind (LsockConn *conn)
 /* ---------------------------------------------------------------------- */
 /* Sync and non-blocking */
 
-gssize
-_lsock_unix_conn_io (LsockConn       *conn,
-                     LsockDirection   direction,
-                     void            *buffer,
-                     gsize            count,
-                     gboolean         blocking,
-                     GCancellable    *cancellable,
-                     GError         **error)
+/* One read or write, of data alone or (@pass non-NULL) with a descriptor */
+static inline G_ALWAYS_INLINE gssize
+conn_io (LsockConn       *conn,
+         LsockDirection   direction,
+         void            *buffer,
+         gsize            count,
+         FdPass          *pass,
+         gboolean         blocking,
+         GCancellable    *cancellable,
+         GError         **error)
 {
   UnixConn *unix_conn = conn->backend;
   int *timed_out = direction == LSOCK_DIRECTION_READ ? &unix_conn->read_timed_out :
@@ -322,7 +419,10 @@ _lsock_unix_conn_io (LsockConn       *conn,
   else if (blocking && timeout_ms == 0 && cancellable == NULL)
     {
       /* The fast path: one blocking system call */
-      n = do_io (fd, direction, buffer, count, 0, &errsv);
+      if (pass == NULL)
+        n = do_io (fd, direction, buffer, count, 0, &errsv);
+      else
+        n = do_msg_io (fd, direction, buffer, count, 0, pass, &errsv);
     }
   else if (g_cancellable_is_cancelled (cancellable))
     outcome = IO_CANCELLED;
@@ -335,7 +435,10 @@ _lsock_unix_conn_io (LsockConn       *conn,
         {
           int wait_ms = 0;
 
-          n = do_io (fd, direction, buffer, count, MSG_DONTWAIT, &errsv);
+          if (pass == NULL)
+            n = do_io (fd, direction, buffer, count, MSG_DONTWAIT, &errsv);
+          else
+            n = do_msg_io (fd, direction, buffer, count, MSG_DONTWAIT, pass, &errsv);
           if (n >= 0)
             {
               g_atomic_int_set (timed_out, 0);
@@ -384,6 +487,118 @@ _lsock_unix_conn_io (LsockConn       *conn,
     outcome = IO_CLOSED;
 
   return io_outcome (conn, direction, outcome, n, errsv, NULL, error);
+}
+
+gssize
+_lsock_unix_conn_io (LsockConn       *conn,
+                     LsockDirection   direction,
+                     void            *buffer,
+                     gsize            count,
+                     gboolean         blocking,
+                     GCancellable    *cancellable,
+                     GError         **error)
+{
+  return conn_io (conn, direction, buffer, count, NULL, blocking, cancellable, error);
+}
+
+/* One byte, 0, carries the descriptor: what g_unix_connection_send_fd()
+ * sends and _receive_fd() expects */
+gboolean
+_lsock_unix_conn_send_fd (LsockConn     *conn,
+                          int            fd,
+                          gboolean       blocking,
+                          GCancellable  *cancellable,
+                          GError       **error)
+{
+  char byte = 0;
+  FdPass pass = { .fd = fd };
+  gssize n;
+
+  n = conn_io (conn, LSOCK_DIRECTION_WRITE, &byte, 1, &pass, blocking, cancellable, error);
+  if (n < 0)
+    return FALSE;
+  g_assert (n == 1);  /* a stream socket takes a whole byte or nothing */
+  return TRUE;
+}
+
+int
+_lsock_unix_conn_receive_fd (LsockConn     *conn,
+                             gboolean       blocking,
+                             GCancellable  *cancellable,
+                             GError       **error)
+{
+  const char *display;
+  char byte;
+  FdPass pass = { .fd = -1 };
+  gssize n;
+
+  n = conn_io (conn, LSOCK_DIRECTION_READ, &byte, 1, &pass, blocking, cancellable, error);
+  if (n < 0)
+    return -1;
+
+  if (n == 1 && pass.n_fds == 1 && !pass.truncated)
+    return pass.fd;
+
+  if (pass.fd >= 0)
+    close (pass.fd);
+  display = _lsock_name_get_display (conn->name);
+  if (n == 0)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
+                 _("Could not receive a file descriptor on “%s”: the peer closed the connection"),
+                 display);
+  else if (pass.truncated)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                 _("Could not receive a file descriptor on “%s”: the peer sent more than "
+                   "%d at once, and they were closed"), display, FD_PASS_MAX);
+  else if (pass.n_fds == 0)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                 _("Could not receive a file descriptor on “%s”: a byte of data came "
+                   "without one"), display);
+  else
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                 /* Translators: %d is 2 or more */
+                 _("Could not receive a file descriptor on “%s”: the peer sent %d at once, "
+                   "not one, and they were closed"),
+                 display, pass.n_fds);
+  return -1;
+}
+
+int
+_lsock_unix_conn_steal_fd (LsockConn  *conn,
+                           GError    **error)
+{
+  UnixConn *unix_conn = conn->backend;
+  GSList *watches;
+  int fd;
+
+  g_mutex_lock (&conn->lock);
+  if (conn->closed)
+    {
+      g_mutex_unlock (&conn->lock);
+      _lsock_conn_set_closed_error (conn, error);
+      return -1;
+    }
+  /* Nothing may use it meanwhile: no operation waiting, nobody holding it
+   * (a sync operation in another thread, a pollable source) */
+  if (unix_conn->ops[0] != NULL || unix_conn->ops[1] != NULL ||
+      !g_atomic_int_compare_and_exchange (&unix_conn->fd_state, 0, FD_USER))
+    {
+      g_mutex_unlock (&conn->lock);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING,
+                   _("Could not take the socket of “%s”: an operation on it is still "
+                     "in progress"), _lsock_name_get_display (conn->name));
+      return -1;
+    }
+  /* Closed from here on, for everyone but us; the socket is not shut
+   * down, and it is the caller's to close */
+  g_atomic_int_set (&conn->closed, TRUE);
+  watches = g_steal_pointer (&unix_conn->watches);
+  g_mutex_unlock (&conn->lock);
+
+  g_slist_free_full (watches, (GDestroyNotify) _lsock_watch_destroy);
+  fd = g_steal_fd (&unix_conn->fd);
+  g_atomic_int_add (&unix_conn->fd_state, FD_CLOSED - FD_USER);
+  return fd;
 }
 
 gboolean

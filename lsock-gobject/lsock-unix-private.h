@@ -28,6 +28,15 @@ int       _lsock_unix_wait              (int            fd,
                                          GCancellable  *cancellable,
                                          GError       **error);
 
+/* As _lsock_unix_wait(), also returning 1 once @wake_fd (if >= 0) is
+ * readable */
+int       _lsock_unix_wait_full         (int            fd,
+                                         GIOCondition   condition,
+                                         int            wake_fd,
+                                         int            timeout_ms,
+                                         GCancellable  *cancellable,
+                                         GError       **error);
+
 /* A source that dispatches when @fd polls @condition, or with condition 0
  * once @timeout_ms (if > 0) has elapsed. The callback is a
  * LsockUnixFdSourceFunc. Cancellation is the caller's business (add a child
@@ -65,6 +74,12 @@ GCredentials *_lsock_unix_get_peer_credentials (int     fd,
 gboolean  _lsock_unix_check_private_dir (const char    *dir,
                                          const char   **why,
                                          int           *errsv);
+
+/* Whether @fd is an AF_UNIX SOCK_STREAM socket, listening or connected as
+ * @listening says: G_IO_ERROR_INVALID_ARGUMENT saying what it is not */
+gboolean  _lsock_unix_check_stream_socket (int          fd,
+                                         gboolean       listening,
+                                         GError       **error);
 
 /* flags for send(): MSG_NOSIGNAL where it exists */
 #ifdef MSG_NOSIGNAL

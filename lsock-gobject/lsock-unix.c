@@ -77,7 +77,18 @@ _lsock_unix_wait (int            fd,
                   GCancellable  *cancellable,
                   GError       **error)
 {
-  struct pollfd fds[2];
+  return _lsock_unix_wait_full (fd, condition, -1, timeout_ms, cancellable, error);
+}
+
+int
+_lsock_unix_wait_full (int            fd,
+                       GIOCondition   condition,
+                       int            wake_fd,
+                       int            timeout_ms,
+                       GCancellable  *cancellable,
+                       GError       **error)
+{
+  struct pollfd fds[3];
   GPollFD cancel_fd;
   gboolean have_cancel_fd;
   gint64 deadline = 0;
@@ -97,6 +108,14 @@ _lsock_unix_wait (int            fd,
       fds[1].events = POLLIN;
       fds[1].revents = 0;
       nfds = 2;
+    }
+
+  if (wake_fd >= 0)
+    {
+      fds[nfds].fd = wake_fd;
+      fds[nfds].events = POLLIN;
+      fds[nfds].revents = 0;
+      nfds++;
     }
 
   if (timeout_ms > 0)

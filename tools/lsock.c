@@ -912,13 +912,25 @@ echo_stop (int      signum,
   g_main_loop_quit (echo->loop);
 }
 
+/* On standard error, where the tests and scripts wait for it */
+static void
+print_listening (LsockListener *listener)
+{
+  g_autofree char *display = lsock_name_to_string (lsock_listener_get_name (listener));
+
+  /* Under socket activation, lsock_listener_new() adopts the passed socket */
+  if (lsock_listener_is_adopted (listener))
+    g_printerr (_("Listening on “%s” (the socket passed by socket activation)\n"), display);
+  else
+    g_printerr (_("Listening on “%s”\n"), display);
+}
+
 static int
 run_echo (LsockName   *name,
           LsockAccess  access,
           gboolean     verbose)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *display = NULL;
   Echo echo = { 0, };
 
   echo.listener = lsock_listener_new_full (name, access, NULL, &error);
@@ -939,8 +951,7 @@ run_echo (LsockName   *name,
     g_signal_connect (echo.listener, "peer-rejected", G_CALLBACK (peer_rejected_cb), &echo);
   lsock_listener_start (echo.listener);
 
-  display = lsock_name_to_string (lsock_listener_get_name (echo.listener));
-  g_printerr (_("Listening on “%s”\n"), display);
+  print_listening (echo.listener);
 
   stop_watch_init (&echo.stop_watch, echo_stop, &echo);
   g_main_loop_run (echo.loop);
@@ -1072,7 +1083,6 @@ cmd_listen (char **args)
   };
   g_autoptr(LsockName) name = NULL;
   g_autoptr(GError) error = NULL;
-  g_autofree char *display = NULL;
   LsockAccess access;
   Relay relay;
   int status = EXIT_OK;
@@ -1110,8 +1120,7 @@ cmd_listen (char **args)
       return relay_run (&relay);
     }
 
-  display = lsock_name_to_string (lsock_listener_get_name (relay.listener));
-  g_printerr (_("Listening on “%s”\n"), display);
+  print_listening (relay.listener);
   if (verbose)
     g_signal_connect (relay.listener, "peer-rejected", G_CALLBACK (peer_rejected_cb), NULL);
 
