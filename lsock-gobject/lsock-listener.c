@@ -392,7 +392,10 @@ lsock_listener_class_init (LsockListenerClass *klass)
    * socket is closed, so a listener that has taken the name over since is
    * never disturbed. Has no effect on namespaced names, which vanish with
    * their socket. Set it to %FALSE to hand the name over to another
-   * process.
+   * process. A listener on a socket it did not make
+   * ([ctor@Lsock.Listener.new_from_fd], socket activation) never removes
+   * the file, which is not its own: there it starts %FALSE, and setting it
+   * changes nothing.
    *
    * Since: 1.0
    */

@@ -6,6 +6,7 @@
 #include "lsock-i18n-private.h"
 
 #ifndef G_OS_WIN32
+# include <errno.h>
 # include <fcntl.h>
 # include <unistd.h>
 #endif
@@ -434,7 +435,9 @@ fd_op_start (LsockStream         *self,
       int errsv = errno;
 
       g_output_stream_clear_pending (self->output);
-      g_task_return_new_error (task, G_IO_ERROR, g_io_error_from_errno (errsv),
+      g_task_return_new_error (task, G_IO_ERROR,
+                               errsv == EBADF ? G_IO_ERROR_INVALID_ARGUMENT :
+                                                g_io_error_from_errno (errsv),
                                _("Could not send file descriptor %d on “%s”: %s"),
                                fd, _lsock_name_get_display (self->conn->name),
                                g_strerror (errsv));

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lsock-stream-private.h"
+#include "lsock-listener.h"
 #include "lsock-name-private.h"
 #include "lsock-i18n-private.h"
 #include "lsock-win32-private.h"

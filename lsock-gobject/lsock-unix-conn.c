@@ -514,6 +514,17 @@ _lsock_unix_conn_send_fd (LsockConn     *conn,
   FdPass pass = { .fd = fd };
   gssize n;
 
+  /* sendmsg() would say EBADF as if of the socket itself */
+  if (fcntl (fd, F_GETFD) < 0)
+    {
+      int errsv = errno;
+
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("Could not send file descriptor %d on “%s”: %s"),
+                   fd, _lsock_name_get_display (conn->name), g_strerror (errsv));
+      return FALSE;
+    }
+
   n = conn_io (conn, LSOCK_DIRECTION_WRITE, &byte, 1, &pass, blocking, cancellable, error);
   if (n < 0)
     return FALSE;

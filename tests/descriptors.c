@@ -325,6 +325,14 @@ test_send_receive_fd (void)
   g_assert_cmpint (read (pipe_fds[0], &byte, 1), ==, 1);
   g_assert_cmpint (byte, ==, '!');
 
+  /* A descriptor that is not open: said so, and the stream goes on */
+  g_assert_false (lsock_stream_send_fd (a, 9999, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "file descriptor 9999"));
+  g_clear_error (&error);
+  write_all (a, "still");
+  assert_reads (b, "still");
+
   close (received);
   close (pipe_fds[0]);
   close (pipe_fds[1]);
@@ -919,6 +927,28 @@ run_dbus (LsockStream *server_stream,
   g_object_unref (server);
 }
 
+/* GDBus's worker thread lets go of a stream it used (on Windows, the
+ * LsockStream itself) a moment after the connection is closed: wait for
+ * the stream to be finalized */
+static void
+finalized_cb (gpointer  data,
+              GObject  *where_the_object_was)
+{
+  g_atomic_int_set ((int *) data, TRUE);
+  /* Maybe in GDBus's thread: wake the waiting one */
+  g_main_context_wakeup (NULL);
+}
+
+static void
+unref_and_wait_finalized (LsockStream **stream)
+{
+  int finalized = FALSE;
+
+  g_object_weak_ref (G_OBJECT (*stream), finalized_cb, &finalized);
+  g_clear_object (stream);
+  lsock_test_wait_until (g_atomic_int_get (&finalized));
+}
+
 static void
 test_dbus_pair (void)
 {
@@ -927,8 +957,8 @@ test_dbus_pair (void)
 
   g_assert_true (lsock_stream_new_pair (&a, &b, NULL));
   run_dbus (a, b);
-  g_object_unref (a);
-  g_object_unref (b);
+  unref_and_wait_finalized (&a);
+  unref_and_wait_finalized (&b);
 }
 
 static void
@@ -939,6 +969,8 @@ test_dbus_listener (void)
 
   lsock_test_pair_open (&pair, g_steal_pointer (&name));
   run_dbus (pair.server, pair.client);
+  unref_and_wait_finalized (&pair.server);
+  unref_and_wait_finalized (&pair.client);
   lsock_test_pair_close (&pair);
 }
 

@@ -9,6 +9,8 @@
 #   (d) socat as server (EXEC:cat echo)   <->  lsock client
 #   (e) socat as client                   <->  `lsock listen --echo NAME`
 #   (f) Python's socket module as server  <->  `lsock connect NAME`
+#   (h) systemd-socket-activate          ->  `lsock listen --echo NAME`
+#   (i) descriptor passing, Python server <-> lsock client, both ways
 #   plus `lsock listen NAME` (one-peer relay) with socat, `lsock connect`
 #   with socat, and (as root, through setpriv) a Python peer of another
 #   user against LSOCK_ACCESS_USER / LSOCK_ACCESS_EVERYONE listeners.
@@ -836,3 +838,147 @@ def main_loop_until(ctx, cond, what):
             ctx.iteration(True)
     finally:
         source.destroy()
+
+
+# -- (h) socket activation: systemd-socket-activate -> `lsock listen --echo` ---
+
+SOCKET_ACTIVATE = shutil.which('systemd-socket-activate')
+needs_socket_activate = pytest.mark.skipif(
+    SOCKET_ACTIVATE is None, reason='systemd-socket-activate is not installed')
+
+
+class LineReader:
+    """Reads a pipe to its end in a thread, so that the writer never blocks
+    on it nor gets SIGPIPE; wait_for() waits, bounded, for a line."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+        self.lines = []
+        self.eof = False
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for raw in iter(self.pipe.readline, b''):
+            with self.cond:
+                self.lines.append(raw.decode(errors='replace').rstrip('\n'))
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def wait_for(self, pred, what):
+        with self.cond:
+            self.cond.wait_for(
+                lambda: any(pred(line) for line in self.lines) or self.eof, TIMEOUT)
+            match = [line for line in self.lines if pred(line)]
+            assert match, 'no %s in %.0f s (eof: %s); stderr so far: %r' % (
+                what, TIMEOUT, self.eof, self.lines)
+            return match[0]
+
+    def finish(self):
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive(), 'stderr did not reach EOF'
+        return self.lines
+
+
+def kill_group(proc):
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(TIMEOUT)
+
+
+@needs_tool
+@needs_socket_activate
+def test_socket_activated_lsock_tool_echo(endpoint):
+    """The activator binds and listens on the name, and on the first
+    connection execs `lsock listen --echo NAME` with the socket as fd 3
+    ($LISTEN_FDS): the tool's listener adopts it instead of making its own,
+    and echoes."""
+    proc = subprocess.Popen(
+        [SOCKET_ACTIVATE, '-l', endpoint.lsock, LSOCK_TOOL, 'listen', '--echo', endpoint.lsock],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True)
+    stderr = LineReader(proc.stderr)
+    try:
+        stderr.wait_for(lambda line: line.startswith('Listening on'),
+                        "the activator's 'Listening on'")
+        assert_listening_exactly(endpoint)
+        if endpoint.kind == 'path':
+            before = os.lstat(endpoint.path)
+
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with s:
+            s.settimeout(TIMEOUT)
+            s.connect(endpoint.py)
+            line = b'hello, activated lsock %d\n' % os.getpid()
+            s.sendall(line)
+            got = b''
+            while not got.endswith(b'\n'):
+                chunk = s.recv(4096)
+                assert chunk, 'EOF after %r' % got
+                got += chunk
+            assert got == line
+        # It was the tool that answered, on the passed socket
+        stderr.wait_for(lambda line: 'socket passed by socket activation' in line,
+                        "the tool's line about the passed socket")
+        # ... which it serves for more than one peer
+        assert py_client_echo(endpoint.py, SMALL * 100) == SMALL * 100
+        if endpoint.kind == 'path':
+            after = os.lstat(endpoint.path)
+            assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino), \
+                'the tool replaced the socket file it was given'
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(PROC_TIMEOUT) == 0, stderr.finish()
+        stderr.finish()
+        if endpoint.kind == 'path':
+            # An adopted socket's file is not the tool's to remove
+            assert stat.S_ISSOCK(os.lstat(endpoint.path).st_mode)
+    finally:
+        kill_group(proc)
+        stderr.thread.join(TIMEOUT)
+        proc.stderr.close()
+
+
+# -- (i) descriptor passing: Python socket server <-> lsock client ---------------
+
+def test_fd_passing_python_server_lsock_client(endpoint):
+    """Both ways over one connection that lsock made to a Python listener:
+    lsock send_fd -> socket.recv_fds, socket.send_fds -> lsock receive_fd.
+    Each copy is the same open file as the original."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    r, w = os.pipe()
+    fds = []
+    try:
+        server.bind(endpoint.py)
+        server.listen(1)
+        server.settimeout(TIMEOUT)
+        stream = Lsock.Stream.connect_to(endpoint.name, None)
+        stream.set_timeout(int(TIMEOUT * 1000))
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(TIMEOUT)
+            assert stream.send_fd(r, None)
+            msg, got, flags, _ = socket.recv_fds(conn, 16, 4)
+            fds += got
+            assert (msg, len(got), flags & socket.MSG_CTRUNC) == (b'\0', 1, 0)
+            assert os.fstat(got[0]).st_ino == os.fstat(r).st_ino
+
+            assert socket.send_fds(conn, [b'\0'], [w]) == 1
+            fd = stream.receive_fd(None)
+            fds.append(fd)
+            assert os.fstat(fd).st_ino == os.fstat(w).st_ino
+            assert not os.get_inheritable(fd)
+            # The copies work: written through lsock's, read through Python's
+            assert os.write(fd, b'passed') == 6
+            assert os.read(got[0], 6) == b'passed'
+        stream.close(None)
+    finally:
+        for fd in fds + [r, w]:
+            os.close(fd)
+        server.close()
