@@ -19,6 +19,10 @@ struct _LsockAsyncResult
   /* The outcome: a count, or -1 and the error */
   gssize               count;
   GError              *error;
+  GBytes              *bytes;          /* what was received, for the bytes calls */
+  /* A substream whose pending flag the operation holds: cleared before
+   * the callback */
+  GObject             *clear_pending;
   /* The backend's state while the operation is in flight */
   gpointer             op;
 };

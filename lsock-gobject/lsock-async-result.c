@@ -62,6 +62,8 @@ lsock_async_result_finalize (GObject *object)
   g_assert (self->op == NULL);
   g_clear_object (&self->source_object);
   g_clear_error (&self->error);
+  g_clear_pointer (&self->bytes, g_bytes_unref);
+  g_clear_object (&self->clear_pending);
 
   G_OBJECT_CLASS (lsock_async_result_parent_class)->finalize (object);
 }
@@ -96,6 +98,15 @@ void
 _lsock_async_result_complete (LsockAsyncResult *self)
 {
   GAsyncReadyCallback callback = g_steal_pointer (&self->callback);
+  GObject *pending = g_steal_pointer (&self->clear_pending);
+
+  /* The operation is over before its callback hears of it, which may
+   * start the next one */
+  if (G_IS_INPUT_STREAM (pending))
+    g_input_stream_clear_pending (G_INPUT_STREAM (pending));
+  else if (G_IS_OUTPUT_STREAM (pending))
+    g_output_stream_clear_pending (G_OUTPUT_STREAM (pending));
+  g_clear_object (&pending);
 
   if (callback != NULL)
     callback (self->source_object, G_ASYNC_RESULT (self), self->user_data);

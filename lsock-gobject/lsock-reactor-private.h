@@ -31,8 +31,9 @@ G_BEGIN_DECLS
  * Watch functions run in the context's thread, with no reactor lock held,
  * and must not call out to user code: they put what is to be reported on
  * @ready, which the dispatch runs once every watch has been seen.
- * _lsock_reactor_defer() queues work for the next dispatch (the next main
- * loop iteration), from any thread.
+ * _lsock_reactor_defer() queues work from any thread: for the next
+ * dispatch, or, when it is called from a dispatch's own callbacks, for
+ * later in that dispatch (up to a budget), once the callback returned.
  *
  * Locking: a user may hold its own lock while calling any function here;
  * the reactor never calls a watch function with its own locks held.
@@ -78,8 +79,9 @@ int           _lsock_reactor_get_priority        (LsockReactor      *reactor);
 const char   *_lsock_reactor_get_kind            (LsockReactor      *reactor);
 
 /* Runs @deferred in the reactor's next dispatch, in its context's thread.
- * Safe from any thread, and from a dispatch (then it runs in the next
- * one). */
+ * Safe from any thread, and from a dispatch: then it runs later in the
+ * same one, after the caller returned (at most MAX_FOLLOWUPS_PER_DISPATCH
+ * such; the rest in the next dispatch). Never from inside this call. */
 void          _lsock_reactor_defer               (LsockReactor      *reactor,
                                                   LsockDeferred     *deferred);
 

@@ -12,6 +12,12 @@ int _lsock_reactor_force_poll = 0;
 /* Watches served per dispatch. More stay ready for the next one: epoll
  * keeps them on its ready list, poll reports them again. */
 #define MAX_READY_PER_DISPATCH 64
+/* Operations that the dispatch's own callbacks start and that complete at
+ * once (a reply written to a socket with room) are reported in the same
+ * dispatch, after the callback that started them has returned: up to this
+ * many, so a peer that keeps us busy cannot starve the context; the rest
+ * wait for the next dispatch. */
+#define MAX_FOLLOWUPS_PER_DISPATCH 256
 
 typedef struct
 {
@@ -141,6 +147,25 @@ reactor_dispatch (GSource     *source,
 
   run_all (&deferred);
   run_all (&ready);
+
+  /* What those callbacks queued: each runs after the call that queued it
+   * returned, so nothing completes inside its _async() call, but with no
+   * main loop iteration in between */
+  for (guint n = 0; n < MAX_FOLLOWUPS_PER_DISPATCH; n++)
+    {
+      LsockDeferred *followup;
+
+      if (g_atomic_int_get (&reactor->n_deferred) == 0)
+        break;
+      g_mutex_lock (&reactor->defer_lock);
+      followup = _lsock_deferred_list_pop (&reactor->deferred);
+      if (followup != NULL)
+        g_atomic_int_add (&reactor->n_deferred, -1);
+      g_mutex_unlock (&reactor->defer_lock);
+      if (followup == NULL)
+        break;
+      followup->run (followup);
+    }
 
   return G_SOURCE_CONTINUE;
 }

@@ -79,6 +79,40 @@ LSOCK_AVAILABLE_IN_ALL
 void           lsock_stream_set_timeout          (LsockStream          *self,
                                                   guint                 timeout_ms);
 
+/* The fast path: whole GBytes, no GTask on Unix */
+LSOCK_AVAILABLE_IN_ALL
+gboolean       lsock_stream_send_bytes           (LsockStream          *self,
+                                                  GBytes               *bytes,
+                                                  GCancellable         *cancellable,
+                                                  GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+void           lsock_stream_send_bytes_async     (LsockStream          *self,
+                                                  GBytes               *bytes,
+                                                  int                   io_priority,
+                                                  GCancellable         *cancellable,
+                                                  GAsyncReadyCallback   callback,
+                                                  gpointer              user_data);
+LSOCK_AVAILABLE_IN_ALL
+gboolean       lsock_stream_send_bytes_finish    (LsockStream          *self,
+                                                  GAsyncResult         *result,
+                                                  GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+GBytes        *lsock_stream_receive_bytes        (LsockStream          *self,
+                                                  gsize                 max_bytes,
+                                                  GCancellable         *cancellable,
+                                                  GError              **error);
+LSOCK_AVAILABLE_IN_ALL
+void           lsock_stream_receive_bytes_async  (LsockStream          *self,
+                                                  gsize                 max_bytes,
+                                                  int                   io_priority,
+                                                  GCancellable         *cancellable,
+                                                  GAsyncReadyCallback   callback,
+                                                  gpointer              user_data);
+LSOCK_AVAILABLE_IN_ALL
+GBytes        *lsock_stream_receive_bytes_finish (LsockStream          *self,
+                                                  GAsyncResult         *result,
+                                                  GError              **error);
+
 /* Descriptors (Unix; G_IO_ERROR_NOT_SUPPORTED on Windows, but new_pair) */
 LSOCK_AVAILABLE_IN_ALL
 LsockStream   *lsock_stream_new_from_fd          (int                   fd,

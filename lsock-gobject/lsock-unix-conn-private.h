@@ -84,6 +84,29 @@ void          _lsock_unix_conn_io_async       (LsockConn          *conn,
                                                GAsyncReadyCallback callback,
                                                gpointer            user_data,
                                                gpointer            source_tag);
+typedef enum
+{
+  LSOCK_IO_ALL           = 1 << 0,  /* write all of it, however many calls */
+  LSOCK_IO_RECEIVE_BYTES = 1 << 1,  /* the buffer (g_malloc()ed, ours from
+                                     * now) becomes the result's GBytes */
+} LsockIoFlags;
+
+/* As _lsock_unix_conn_io_async(), with @flags, holding @held (the owner of
+ * @buffer, or NULL) until the operation is done, and clearing the pending
+ * flag of @clear_pending (a substream, or NULL) before the callback */
+void          _lsock_unix_conn_io_async_full  (LsockConn          *conn,
+                                               gpointer            stream,
+                                               LsockDirection      direction,
+                                               LsockIoFlags        flags,
+                                               void               *buffer,
+                                               gsize               count,
+                                               GBytes             *held,
+                                               GObject            *clear_pending,
+                                               int                 io_priority,
+                                               GCancellable       *cancellable,
+                                               GAsyncReadyCallback callback,
+                                               gpointer            user_data,
+                                               gpointer            source_tag);
 gssize        _lsock_unix_conn_io_finish      (gpointer            stream,
                                                GAsyncResult       *result,
                                                gpointer            source_tag,

@@ -99,8 +99,11 @@ struct _IoOp
   GSource        *cancel_source;
   GSource        *timeout_source;
   LsockDirection  direction;
+  LsockIoFlags    flags;
   void           *buffer;
   gsize           count;
+  gsize           done;           /* LSOCK_IO_ALL: written so far */
+  GBytes         *held;           /* what the buffer belongs to */
   IoOutcome       outcome;
   gssize          n;
   int             errsv;
@@ -711,7 +714,30 @@ io_op_try (IoOp       *op,
   UnixConn *unix_conn = op->conn->backend;
   LsockDirection d = op->direction;
 
-  op->n = do_io (unix_conn->fd, d, op->buffer, op->count, MSG_DONTWAIT, &op->errsv);
+  if (!(op->flags & LSOCK_IO_ALL))
+    op->n = do_io (unix_conn->fd, d, op->buffer, op->count, MSG_DONTWAIT, &op->errsv);
+  else
+    {
+      /* All of it: a short write is retried at once, since only EAGAIN
+       * says the socket is full */
+      for (;;)
+        {
+          gssize n = do_io (unix_conn->fd, d, (char *) op->buffer + op->done,
+                            op->count - op->done, MSG_DONTWAIT, &op->errsv);
+
+          if (n < 0)
+            {
+              op->n = -1;
+              break;
+            }
+          op->done += n;
+          if (op->done == op->count || n == 0)
+            {
+              op->n = op->done;
+              break;
+            }
+        }
+    }
   if (op->n < 0 && op->errsv == EAGAIN)
     {
       state->ready[d] = FALSE;
@@ -935,6 +961,19 @@ io_op_report (IoOp *op)
   result->count = io_outcome (op->conn, op->direction, op->outcome, op->n, op->errsv,
                               g_steal_pointer (&op->error), &result->error);
   result->op = NULL;
+  if (op->flags & LSOCK_IO_RECEIVE_BYTES)
+    {
+      /* The buffer becomes the result, no larger than what came */
+      if (result->count > 0)
+        result->bytes = g_bytes_new_take (g_realloc (op->buffer, result->count), result->count);
+      else
+        {
+          g_free (op->buffer);
+          if (result->count == 0)
+            result->bytes = g_bytes_new (NULL, 0);
+        }
+    }
+  g_clear_pointer (&op->held, g_bytes_unref);
 
   /* Nothing of the connection is held by the time the caller hears back */
   g_clear_pointer (&op->watch, _lsock_watch_unref);
@@ -959,6 +998,25 @@ _lsock_unix_conn_io_async (LsockConn          *conn,
                            gpointer            user_data,
                            gpointer            source_tag)
 {
+  _lsock_unix_conn_io_async_full (conn, stream, direction, 0, buffer, count, NULL, NULL,
+                                  io_priority, cancellable, callback, user_data, source_tag);
+}
+
+void
+_lsock_unix_conn_io_async_full (LsockConn          *conn,
+                                gpointer            stream,
+                                LsockDirection      direction,
+                                LsockIoFlags        flags,
+                                void               *buffer,
+                                gsize               count,
+                                GBytes             *held,
+                                GObject            *clear_pending,
+                                int                 io_priority,
+                                GCancellable       *cancellable,
+                                GAsyncReadyCallback callback,
+                                gpointer            user_data,
+                                gpointer            source_tag)
+{
   GMainContext *context = g_main_context_get_thread_default ();
   IoOp *op = g_new0 (IoOp, 1);
   gboolean waiting = FALSE;
@@ -969,10 +1027,13 @@ _lsock_unix_conn_io_async (LsockConn          *conn,
   op->deferred.run = io_op_report_deferred;
   op->result = _lsock_async_result_new (stream, source_tag, callback, user_data);
   op->result->op = op;
+  op->result->clear_pending = clear_pending != NULL ? g_object_ref (clear_pending) : NULL;
   op->conn = _lsock_conn_ref (conn);
   op->direction = direction;
+  op->flags = flags;
   op->buffer = buffer;
   op->count = count;
+  op->held = held != NULL ? g_bytes_ref (held) : NULL;
   op->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
 
   op->watch = conn_get_watch (conn, context, io_priority, &op->error);
@@ -986,8 +1047,8 @@ _lsock_unix_conn_io_async (LsockConn          *conn,
     op->outcome = op->error != NULL ? IO_FAILED : IO_CLOSED;
   else if (g_cancellable_is_cancelled (cancellable))
     op->outcome = IO_CANCELLED;
-  else if (direction == LSOCK_DIRECTION_READ && count == 0)
-    op->outcome = IO_DONE;  /* n = 0 */
+  else if (count == 0 && (direction == LSOCK_DIRECTION_READ || (flags & LSOCK_IO_ALL)))
+    op->outcome = IO_DONE;  /* n = 0: nothing to do */
   else
     {
       WatchState *state = _lsock_watch_get_user_data (op->watch);

@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "lsock-stream-private.h"
+#include "lsock-async-result-private.h"
+#ifndef G_OS_WIN32
+# include "lsock-unix-conn-private.h"
+#endif
+
+/*
+ * The fast path: whole GBytes in and out.
+ *
+ * On Unix these go straight to the connection's engine (lsock-unix-conn.c):
+ * no GTask, a fresh LsockAsyncResult, and, when the socket is ready, the
+ * system call at once and the callback later in the same reactor dispatch
+ * (when called from one) rather than a main loop iteration later. A send
+ * writes everything however many calls it takes, in one operation. The
+ * substream's pending flag is held meanwhile, so they mix safely with the
+ * usual GIO calls. On Windows they are the usual GIO calls on the
+ * substreams.
+ */
+
+/**
+ * lsock_stream_send_bytes:
+ * @self: a #LsockStream
+ * @bytes: what to send
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Sends all of @bytes, blocking until it is written (and honouring
+ * [property@Lsock.Stream:timeout]). On error some of it may have been
+ * sent.
+ *
+ * Returns: %TRUE if all of @bytes was sent
+ *
+ * Since: 1.0
+ */
+gboolean
+lsock_stream_send_bytes (LsockStream   *self,
+                         GBytes        *bytes,
+                         GCancellable  *cancellable,
+                         GError       **error)
+{
+  gsize size;
+  gconstpointer data;
+
+  g_return_val_if_fail (LSOCK_IS_STREAM (self), FALSE);
+  g_return_val_if_fail (bytes != NULL, FALSE);
+  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  data = g_bytes_get_data (bytes, &size);
+  return g_output_stream_write_all (self->output, data, size, NULL, cancellable, error);
+}
+
+/**
+ * lsock_stream_receive_bytes:
+ * @self: a #LsockStream
+ * @max_bytes: the most to receive, more than 0
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Receives what the peer sent, up to @max_bytes, blocking until something
+ * is there (and honouring [property@Lsock.Stream:timeout]).
+ *
+ * Returns: (transfer full): what was received: empty at the end of the
+ *   stream; %NULL with @error set on error
+ *
+ * Since: 1.0
+ */
+GBytes *
+lsock_stream_receive_bytes (LsockStream   *self,
+                            gsize          max_bytes,
+                            GCancellable  *cancellable,
+                            GError       **error)
+{
+  g_return_val_if_fail (LSOCK_IS_STREAM (self), NULL);
+  g_return_val_if_fail (max_bytes > 0 && max_bytes <= G_MAXSSIZE, NULL);
+  g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_input_stream_read_bytes (self->input, max_bytes, cancellable, error);
+}
+
+#ifdef G_OS_WIN32
+static void
+send_bytes_win32_cb (GObject      *source,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  GTask *task = user_data;
+  GError *error = NULL;
+
+  if (g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+  g_object_unref (task);
+}
+
+static void
+receive_bytes_win32_cb (GObject      *source,
+                        GAsyncResult *result,
+                        gpointer      user_data)
+{
+  GTask *task = user_data;
+  GError *error = NULL;
+  GBytes *bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result, &error);
+
+  if (bytes != NULL)
+    g_task_return_pointer (task, bytes, (GDestroyNotify) g_bytes_unref);
+  else
+    g_task_return_error (task, error);
+  g_object_unref (task);
+}
+#endif
+
+/**
+ * lsock_stream_send_bytes_async:
+ * @self: a #LsockStream
+ * @bytes: what to send
+ * @io_priority: the I/O priority of the request
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): what to call when it has been sent
+ * @user_data: data for @callback
+ *
+ * Sends all of @bytes without blocking: the cheapest way to write on a
+ * main context. However many system calls it takes, it is one operation,
+ * with no short writes to loop on (unlike `write_bytes_async()`), and it
+ * holds @bytes until done, so a binding's buffer cannot go away under it.
+ *
+ * When the socket has room, the data is written at once; the callback runs
+ * from the main context of the caller (its thread-default one), never
+ * before this returns, and, called from the callback of another lsock
+ * operation, in the same main loop iteration. No #GTask is made on Unix.
+ * Meanwhile the output stream is busy: other writes fail with
+ * %G_IO_ERROR_PENDING. On error some of @bytes may have been sent. Call
+ * [method@Lsock.Stream.send_bytes_finish] from @callback.
+ *
+ * Since: 1.0
+ */
+void
+lsock_stream_send_bytes_async (LsockStream         *self,
+                               GBytes              *bytes,
+                               int                  io_priority,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  GError *error = NULL;
+  gconstpointer data;
+  gsize size;
+
+  g_return_if_fail (LSOCK_IS_STREAM (self));
+  g_return_if_fail (bytes != NULL);
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  if (!g_output_stream_set_pending (self->output, &error))
+    {
+      g_task_report_error (self, callback, user_data, lsock_stream_send_bytes_async, error);
+      return;
+    }
+  data = g_bytes_get_data (bytes, &size);
+
+#ifndef G_OS_WIN32
+  _lsock_unix_conn_io_async_full (self->conn, self, LSOCK_DIRECTION_WRITE, LSOCK_IO_ALL,
+                                  (gpointer) data, size, bytes, G_OBJECT (self->output),
+                                  io_priority, cancellable, callback, user_data,
+                                  lsock_stream_send_bytes_async);
+#else
+  {
+    GTask *task = g_task_new (self, cancellable, callback, user_data);
+
+    g_task_set_source_tag (task, lsock_stream_send_bytes_async);
+    g_task_set_task_data (task, g_bytes_ref (bytes), (GDestroyNotify) g_bytes_unref);
+    g_output_stream_clear_pending (self->output);
+    g_output_stream_write_all_async (self->output, data, size, io_priority, cancellable,
+                                     send_bytes_win32_cb, task);
+  }
+#endif
+}
+
+/**
+ * lsock_stream_send_bytes_finish:
+ * @self: a #LsockStream
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Lsock.Stream.send_bytes_async].
+ *
+ * Returns: %TRUE if all of the bytes were sent
+ *
+ * Since: 1.0
+ */
+gboolean
+lsock_stream_send_bytes_finish (LsockStream   *self,
+                                GAsyncResult  *result,
+                                GError       **error)
+{
+  g_return_val_if_fail (LSOCK_IS_STREAM (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (G_IS_TASK (result))
+    {
+      g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+      g_return_val_if_fail (g_async_result_is_tagged (result, lsock_stream_send_bytes_async),
+                            FALSE);
+      return g_task_propagate_boolean (G_TASK (result), error);
+    }
+  g_return_val_if_fail (_lsock_async_result_is_valid (result, self,
+                                                      lsock_stream_send_bytes_async), FALSE);
+  return _lsock_async_result_propagate (LSOCK_ASYNC_RESULT (result), error) >= 0;
+}
+
+/**
+ * lsock_stream_receive_bytes_async:
+ * @self: a #LsockStream
+ * @max_bytes: the most to receive, more than 0
+ * @io_priority: the I/O priority of the request
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): what to call when something came
+ * @user_data: data for @callback
+ *
+ * Receives what the peer sent, up to @max_bytes, without blocking: the
+ * cheapest way to read on a main context. What is there already is read at
+ * once; the callback runs as for [method@Lsock.Stream.send_bytes_async].
+ * Meanwhile the input stream is busy: other reads fail with
+ * %G_IO_ERROR_PENDING. Call [method@Lsock.Stream.receive_bytes_finish] from
+ * @callback.
+ *
+ * Since: 1.0
+ */
+void
+lsock_stream_receive_bytes_async (LsockStream         *self,
+                                  gsize                max_bytes,
+                                  int                  io_priority,
+                                  GCancellable        *cancellable,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  GError *error = NULL;
+
+  g_return_if_fail (LSOCK_IS_STREAM (self));
+  g_return_if_fail (max_bytes > 0 && max_bytes <= G_MAXSSIZE);
+  g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
+
+  if (!g_input_stream_set_pending (self->input, &error))
+    {
+      g_task_report_error (self, callback, user_data, lsock_stream_receive_bytes_async, error);
+      return;
+    }
+
+#ifndef G_OS_WIN32
+  _lsock_unix_conn_io_async_full (self->conn, self, LSOCK_DIRECTION_READ, LSOCK_IO_RECEIVE_BYTES,
+                                  g_malloc (max_bytes), max_bytes, NULL, G_OBJECT (self->input),
+                                  io_priority, cancellable, callback, user_data,
+                                  lsock_stream_receive_bytes_async);
+#else
+  {
+    GTask *task = g_task_new (self, cancellable, callback, user_data);
+
+    g_task_set_source_tag (task, lsock_stream_receive_bytes_async);
+    g_input_stream_clear_pending (self->input);
+    g_input_stream_read_bytes_async (self->input, max_bytes, io_priority, cancellable,
+                                     receive_bytes_win32_cb, task);
+  }
+#endif
+}
+
+/**
+ * lsock_stream_receive_bytes_finish:
+ * @self: a #LsockStream
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Lsock.Stream.receive_bytes_async].
+ *
+ * Returns: (transfer full): what was received: empty at the end of the
+ *   stream; %NULL with @error set on error
+ *
+ * Since: 1.0
+ */
+GBytes *
+lsock_stream_receive_bytes_finish (LsockStream   *self,
+                                   GAsyncResult  *result,
+                                   GError       **error)
+{
+  LsockAsyncResult *r;
+
+  g_return_val_if_fail (LSOCK_IS_STREAM (self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (G_IS_TASK (result))
+    {
+      g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+      g_return_val_if_fail (g_async_result_is_tagged (result, lsock_stream_receive_bytes_async),
+                            NULL);
+      return g_task_propagate_pointer (G_TASK (result), error);
+    }
+  g_return_val_if_fail (_lsock_async_result_is_valid (result, self,
+                                                      lsock_stream_receive_bytes_async), NULL);
+  r = LSOCK_ASYNC_RESULT (result);
+  if (_lsock_async_result_propagate (r, error) < 0)
+    return NULL;
+  /* Given once, like a GTask's */
+  return g_steal_pointer (&r->bytes);
+}
