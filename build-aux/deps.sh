@@ -14,6 +14,7 @@ packages=(
   gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0
   valac gjs python3-gi python3-pytest socat systemd gettext gi-docgen
   clang libclang-rt-14-dev valgrind git
+  libuv1-dev
 )
 
 missing=()

@@ -13,6 +13,16 @@
  * (or PyGObject) alone charges per unit, measured without I/O right after
  * it (floors.c, py-bulk.py), the best any GIO-based library could do.
  *
+ * The main-loop figures (connect, echo) also run two servers of other
+ * libraries on one loop, with the same clients, as baselines next to raw:
+ * gio-service (GIO's own GSocketService::incoming on a GMainContext: in
+ * echo the lsock server's read_async/write_async calls, in connect what
+ * lsock-async does once accepted) and, when built with libuv (HAVE_LIBUV),
+ * libuv (one uv loop, uv_pipe_t on the same abstract name, uv_read_start()
+ * and uv_write()). Their rows have no targets; a client they leave without
+ * a reply in the window is a MISS in their row (not a failed run), and in
+ * --smoke they must serve every client like the others.
+ *
  *   lsock-bench [--quick|--full|--smoke] [--reps N] [--pin]
  *               [--pin-server=CPU] [--pin-client=CPU] [--only NAME[,NAME…]]
  *               [--iters N]
@@ -30,10 +40,14 @@
 
 #include "fd-stream.h"
 #include "floors.h"
+#include "lsock-test-util.h"
 
 #include <lsock-gobject/lsock.h>
 #include <gio/gunixsocketaddress.h>
 #include <glib-unix.h>
+#ifdef HAVE_LIBUV
+#include <uv.h>
+#endif
 
 #include <dirent.h>
 #include <errno.h>
@@ -64,11 +78,15 @@ typedef enum {
   V_GSOCKET,
   V_GIO_FLOOR,
   V_LSOCK_NB,
+  V_GIO_SERVICE,  /* main-loop baseline: GSocketService::incoming on a GMainContext */
+  V_LIBUV,        /* main-loop baseline: one uv loop (only with HAVE_LIBUV) */
+  V_LSOCK_BYTES,  /* lsock's fast path: receive_bytes_async + send_bytes_async */
   N_VARIANTS
 } Variant;
 
 static const char *variant_names[N_VARIANTS] = {
   "raw", "lsock", "lsock-async", "gio", "gsocket", "gio-floor", "lsock-nb",
+  "gio-service", "libuv", "lsock-bytes",
 };
 
 typedef struct
@@ -87,6 +105,7 @@ typedef struct
 {
   gboolean ok;
   double   v[4];
+  guint    unserved;     /* echo: clients without a reply in the window (then !ok) */
   char     message[160];
 } Result;
 
@@ -327,6 +346,36 @@ gio_listen (const Params *p)
                                       G_SOCKET_PROTOCOL_DEFAULT, NULL, NULL, &error))
     die ("gio listen: %s", error->message);
   return listener;
+}
+
+/* A GSocketService on the thread-default context (it accepts there from
+ * now on; its ::incoming runs in that context's loop) */
+static GSocketService *
+gio_service_listen (const Params *p)
+{
+  GSocketService *service = g_socket_service_new ();
+  g_autoptr(GSocketAddress) address = gio_address_for (p);
+  GError *error = NULL;
+
+  /* The backlog of the raw and lsock listeners (GIO's default is 10) */
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (service), SOMAXCONN);
+  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (service), address,
+                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT,
+                                      NULL, NULL, &error))
+    die ("gio listen: %s", error->message);
+  return service;
+}
+
+static void
+gio_service_close (GSocketService *service,
+                   GMainContext   *context)
+{
+  g_socket_service_stop (service);
+  g_socket_listener_close (G_SOCKET_LISTENER (service));
+  g_object_unref (service);
+  /* The cancelled accept reports in the context */
+  while (g_main_context_iteration (context, FALSE))
+    ;
 }
 
 static GSocketConnection *
@@ -826,6 +875,144 @@ async_accept_cb (GObject      *source,
     lsock_listener_accept_async (st->listener, NULL, async_accept_cb, st);
 }
 
+/* gio-service: GIO's own main-loop accept (GSocketService chains
+ * g_socket_listener_accept_async()), then what lsock-async's callback does */
+static gboolean
+connect_incoming_cb (GSocketService    *service,
+                     GSocketConnection *connection,
+                     GObject           *source_object,
+                     gpointer           user_data)
+{
+  AsyncAcceptState *st = user_data;
+  char buf[MSG_SIZE];
+
+  if (!stream_read_full (g_io_stream_get_input_stream (G_IO_STREAM (connection)), buf, sizeof buf))
+    die ("connect: no request");
+  stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)), buf, sizeof buf);
+  g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+  if (--st->left == 0)
+    g_main_loop_quit (st->loop);
+  return TRUE;
+}
+
+#ifdef HAVE_LIBUV
+/* libuv: the listening socket is made here and handed to uv_pipe_open(),
+ * because libuv 1.44's uv_pipe_bind() takes a path and cannot bind an
+ * abstract name (uv_pipe_bind2() is 1.46). Each connection is a uv_pipe_t
+ * that reads the request with uv_read_start(), answers with uv_write() and
+ * is closed with uv_close(). */
+
+typedef struct
+{
+  uv_pipe_t  pipe;         /* first: the handle is the connection */
+  uv_write_t req;
+  gsize      got;
+  char       buf[MSG_SIZE];
+} UvConnectConn;
+
+static struct
+{
+  uv_pipe_t listener;
+  guint     left;
+} libuv_connect;
+
+static void
+libuv_connect_close_cb (uv_handle_t *handle)
+{
+  g_free (handle);
+  if (--libuv_connect.left == 0)
+    uv_close ((uv_handle_t *) &libuv_connect.listener, NULL);
+}
+
+static void
+libuv_connect_write_cb (uv_write_t *req,
+                        int         status)
+{
+  if (status < 0)
+    die ("libuv write: %s", uv_strerror (status));
+  uv_close ((uv_handle_t *) req->handle, libuv_connect_close_cb);
+}
+
+static void
+libuv_connect_alloc_cb (uv_handle_t *handle,
+                        size_t       suggested_size,
+                        uv_buf_t    *buf)
+{
+  UvConnectConn *c = (UvConnectConn *) handle;
+
+  *buf = uv_buf_init (c->buf + c->got, sizeof c->buf - c->got);
+}
+
+static void
+libuv_connect_read_cb (uv_stream_t    *stream,
+                       ssize_t         nread,
+                       const uv_buf_t *buf)
+{
+  UvConnectConn *c = (UvConnectConn *) stream;
+  uv_buf_t reply;
+  int err;
+
+  if (nread == 0)
+    return;
+  if (nread < 0)
+    die ("connect: no request (%s)", uv_strerror (nread));
+  c->got += nread;
+  if (c->got < sizeof c->buf)
+    return;
+  uv_read_stop (stream);
+  reply = uv_buf_init (c->buf, sizeof c->buf);
+  if ((err = uv_write (&c->req, stream, &reply, 1, libuv_connect_write_cb)) != 0)
+    die ("libuv write: %s", uv_strerror (err));
+}
+
+static void
+libuv_connect_connection_cb (uv_stream_t *server,
+                             int          status)
+{
+  UvConnectConn *c;
+  int err;
+
+  if (status < 0)
+    die ("libuv accept: %s", uv_strerror (status));
+  c = g_new (UvConnectConn, 1);
+  c->got = 0;
+  uv_pipe_init (server->loop, &c->pipe, 0);
+  if ((err = uv_accept (server, (uv_stream_t *) &c->pipe)) != 0)
+    die ("libuv accept: %s", uv_strerror (err));
+  uv_read_start ((uv_stream_t *) &c->pipe, libuv_connect_alloc_cb, libuv_connect_read_cb);
+}
+
+/* A listening uv_pipe_t on the abstract name, as raw_listen() binds it */
+static void
+libuv_listen_abstract (uv_loop_t        *loop,
+                       uv_pipe_t        *listener,
+                       const Params     *p,
+                       uv_connection_cb  cb)
+{
+  int err;
+
+  uv_pipe_init (loop, listener, 0);
+  if ((err = uv_pipe_open (listener, raw_listen (p->name, TRUE))) != 0 ||
+      (err = uv_listen ((uv_stream_t *) listener, SOMAXCONN, cb)) != 0)
+    die ("libuv listen: %s", uv_strerror (err));
+}
+
+static void
+connect_server_libuv (const Params *p,
+                      int           ctl)
+{
+  uv_loop_t loop;
+
+  uv_loop_init (&loop);
+  libuv_connect.left = p->iters;
+  libuv_listen_abstract (&loop, &libuv_connect.listener, p, libuv_connect_connection_cb);
+  ctl_send (ctl, 'R');
+  uv_run (&loop, UV_RUN_DEFAULT);
+  if (uv_loop_close (&loop) != 0)
+    die ("libuv: handles left open");
+}
+#endif
+
 static void
 connect_server (const Params *p,
                 int           ctl,
@@ -907,6 +1094,28 @@ connect_server (const Params *p,
       g_main_context_pop_thread_default (context);
       g_main_context_unref (context);
     }
+  else if (p->variant == V_GIO_SERVICE)
+    {
+      GMainContext *context = g_main_context_new ();
+      AsyncAcceptState st = { 0 };
+      GSocketService *service;
+
+      g_main_context_push_thread_default (context);
+      service = gio_service_listen (p);
+      g_signal_connect (service, "incoming", G_CALLBACK (connect_incoming_cb), &st);
+      st.loop = g_main_loop_new (context, FALSE);
+      st.left = p->iters;
+      ctl_send (ctl, 'R');
+      g_main_loop_run (st.loop);
+      g_main_loop_unref (st.loop);
+      gio_service_close (service, context);
+      g_main_context_pop_thread_default (context);
+      g_main_context_unref (context);
+    }
+#ifdef HAVE_LIBUV
+  else if (p->variant == V_LIBUV)
+    connect_server_libuv (p, ctl);
+#endif
   else
     {
       g_autoptr(GSocketListener) listener = gio_listen (p);
@@ -937,17 +1146,19 @@ connect_client (const Params *p,
   GError *error = NULL;
   double t0, t1;
 
+  /* The raw client for raw, gio-floor and libuv; GSocketClient for gio and
+   * gio-service; lsock_stream_connect() for the lsock servers */
   memset (buf, 'c', sizeof buf);
-  if (p->variant == V_GIO)
+  if (p->variant == V_GIO || p->variant == V_GIO_SERVICE)
     client = g_socket_client_new ();
-  else if (p->variant != V_RAW && p->variant != V_GIO_FLOOR)
+  else if (p->variant != V_RAW && p->variant != V_GIO_FLOOR && p->variant != V_LIBUV)
     name = lsock_name_for (p);
   ctl_wait (ctl);
 
   t0 = now_s ();
   for (guint i = 0; i < p->iters; i++)
     {
-      if (p->variant == V_RAW)
+      if (p->variant == V_RAW || p->variant == V_LIBUV)
         {
           int fd = raw_connect (p->name);
 
@@ -960,7 +1171,7 @@ connect_client (const Params *p,
         {
           g_autoptr(GIOStream) stream = NULL;
 
-          if (p->variant == V_GIO)
+          if (client != NULL)
             stream = G_IO_STREAM (gio_connect (client, p));
           else if (p->variant == V_GIO_FLOOR)
             stream = bench_fd_stream_new (raw_connect (p->name));
@@ -987,8 +1198,11 @@ connect_client (const Params *p,
 /* ---------------------------------------------------------------------- */
 /* Echo service on one thread: the raw baseline is an epoll server; lsock's
  * is LsockListener::incoming plus async reads and writes on a GMainContext.
- * The client process keeps n_clients connections in a closed loop (one
- * 64-byte message in flight on each), multiplexed with epoll. */
+ * Two more main-loop baselines: gio-service makes the same reads and writes
+ * on the connections of GIO's own GSocketService, and libuv is one uv loop
+ * (uv_read_start() and uv_write()). The client process keeps n_clients
+ * connections in a closed loop (one 64-byte message in flight on each),
+ * multiplexed with epoll. */
 
 #define ECHO_BUF 4096
 
@@ -1115,7 +1329,7 @@ echo_server_raw (const Params *p,
 
 typedef struct
 {
-  LsockStream   *stream;
+  GIOStream     *stream;        /* an LsockStream, or gio-service's GSocketConnection */
   GInputStream  *in;
   GOutputStream *out;
   gsize          len;
@@ -1125,7 +1339,7 @@ typedef struct
 
 static void echo_read_cb (GObject *source, GAsyncResult *result, gpointer user_data);
 
-static guint echo_live;          /* connections open in the lsock server */
+static guint echo_live;          /* connections open in the lsock or gio-service server */
 static gboolean echo_nb;         /* lsock-nb: reply with write_nonblocking() */
 static GMainLoop *echo_loop;
 static gboolean echo_quitting;
@@ -1196,19 +1410,88 @@ echo_read_cb (GObject      *source,
                                echo_write_cb, c);
 }
 
-static gboolean
-echo_incoming_cb (LsockListener *listener,
-                  LsockStream   *stream,
-                  gpointer       user_data)
+static void
+echo_conn_start (GIOStream *stream)
 {
   LsockEchoConn *c = g_new (LsockEchoConn, 1);
 
   echo_live++;
   c->stream = g_object_ref (stream);
-  c->in = g_io_stream_get_input_stream (G_IO_STREAM (stream));
-  c->out = g_io_stream_get_output_stream (G_IO_STREAM (stream));
+  c->in = g_io_stream_get_input_stream (stream);
+  c->out = g_io_stream_get_output_stream (stream);
   g_input_stream_read_async (c->in, c->buf, sizeof c->buf, G_PRIORITY_DEFAULT, NULL,
                              echo_read_cb, c);
+}
+
+/* lsock-bytes: the fast path, whole GBytes, no GTask */
+static void echo_bytes_received_cb (GObject *source, GAsyncResult *result, gpointer user_data);
+
+static void
+echo_bytes_conn_free (LsockStream *stream)
+{
+  g_object_unref (stream);
+  if (--echo_live == 0 && echo_quitting)
+    g_main_loop_quit (echo_loop);
+}
+
+static void
+echo_bytes_sent_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  LsockStream *stream = LSOCK_STREAM (source);
+
+  if (!lsock_stream_send_bytes_finish (stream, result, NULL))
+    {
+      echo_bytes_conn_free (stream);
+      return;
+    }
+  lsock_stream_receive_bytes_async (stream, ECHO_BUF, G_PRIORITY_DEFAULT, NULL,
+                                    echo_bytes_received_cb, NULL);
+}
+
+static void
+echo_bytes_received_cb (GObject      *source,
+                        GAsyncResult *result,
+                        gpointer      user_data)
+{
+  LsockStream *stream = LSOCK_STREAM (source);
+  GBytes *bytes = lsock_stream_receive_bytes_finish (stream, result, NULL);
+
+  if (bytes == NULL || g_bytes_get_size (bytes) == 0)
+    {
+      g_clear_pointer (&bytes, g_bytes_unref);
+      echo_bytes_conn_free (stream);
+      return;
+    }
+  lsock_stream_send_bytes_async (stream, bytes, G_PRIORITY_DEFAULT, NULL,
+                                 echo_bytes_sent_cb, NULL);
+  g_bytes_unref (bytes);
+}
+
+static gboolean
+echo_incoming_cb (LsockListener *listener,
+                  LsockStream   *stream,
+                  gpointer       user_data)
+{
+  if (GPOINTER_TO_INT (user_data) == V_LSOCK_BYTES)
+    {
+      echo_live++;
+      lsock_stream_receive_bytes_async (g_object_ref (stream), ECHO_BUF, G_PRIORITY_DEFAULT,
+                                        NULL, echo_bytes_received_cb, NULL);
+      return TRUE;
+    }
+  echo_conn_start (G_IO_STREAM (stream));
+  return TRUE;
+}
+
+static gboolean
+echo_gio_incoming_cb (GSocketService    *service,
+                      GSocketConnection *connection,
+                      GObject           *source_object,
+                      gpointer           user_data)
+{
+  echo_conn_start (G_IO_STREAM (connection));
   return TRUE;
 }
 
@@ -1236,7 +1519,8 @@ echo_server_lsock (const Params *p,
   echo_loop = loop;
   g_main_context_push_thread_default (context);
   listener = lsock_listen (p);
-  g_signal_connect (listener, "incoming", G_CALLBACK (echo_incoming_cb), NULL);
+  g_signal_connect (listener, "incoming", G_CALLBACK (echo_incoming_cb),
+                    GINT_TO_POINTER (p->variant));
   lsock_listener_start (listener);
   source = g_unix_fd_source_new (ctl, G_IO_IN);
   g_source_set_callback (source, (GSourceFunc) (void (*) (void)) echo_quit_cb, loop, NULL);
@@ -1251,6 +1535,187 @@ echo_server_lsock (const Params *p,
   g_main_context_unref (context);
 }
 
+/* The lsock server's loop and callbacks on GIO's own listener */
+static void
+echo_server_gio (const Params *p,
+                 int           ctl)
+{
+  GMainContext *context = g_main_context_new ();
+  GMainLoop *loop = g_main_loop_new (context, FALSE);
+  GSocketService *service;
+  GSource *source;
+
+  echo_loop = loop;
+  g_main_context_push_thread_default (context);
+  service = gio_service_listen (p);
+  g_signal_connect (service, "incoming", G_CALLBACK (echo_gio_incoming_cb), NULL);
+  source = g_unix_fd_source_new (ctl, G_IO_IN);
+  g_source_set_callback (source, (GSourceFunc) (void (*) (void)) echo_quit_cb, loop, NULL);
+  g_source_attach (source, context);
+  g_source_unref (source);
+  ctl_send (ctl, 'R');
+  g_main_loop_run (loop);
+  gio_service_close (service, context);
+  g_main_context_pop_thread_default (context);
+  g_main_loop_unref (loop);
+  g_main_context_unref (context);
+}
+
+#ifdef HAVE_LIBUV
+/* libuv: each connection reads into its own buffer (uv_read_start()) and
+ * writes each read back with uv_write() (a request allocated per write, as
+ * in libuv's own echo server), which writes at once when it can and
+ * reports in the next iteration; only if it could not write it all
+ * does the connection stop reading until the write is done, as the buffer
+ * is still the write's. */
+
+typedef struct
+{
+  uv_pipe_t pipe;          /* first: the handle is the connection */
+  gboolean  stopped;       /* reading stopped until the write is done */
+  char      buf[ECHO_BUF];
+} UvEchoConn;
+
+static struct
+{
+  uv_pipe_t listener;
+  uv_poll_t ctl;
+  guint     live;
+  gboolean  quitting;
+} libuv_echo;
+
+static void libuv_echo_read_cb (uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void
+libuv_echo_maybe_quit (void)
+{
+  if (libuv_echo.quitting && libuv_echo.live == 0 &&
+      !uv_is_closing ((uv_handle_t *) &libuv_echo.listener))
+    uv_close ((uv_handle_t *) &libuv_echo.listener, NULL);
+}
+
+static void
+libuv_echo_close_cb (uv_handle_t *handle)
+{
+  g_free (handle);
+  libuv_echo.live--;
+  libuv_echo_maybe_quit ();
+}
+
+static void
+libuv_echo_conn_close (uv_stream_t *stream)
+{
+  if (!uv_is_closing ((uv_handle_t *) stream))
+    uv_close ((uv_handle_t *) stream, libuv_echo_close_cb);
+}
+
+static void
+libuv_echo_alloc_cb (uv_handle_t *handle,
+                     size_t       suggested_size,
+                     uv_buf_t    *buf)
+{
+  UvEchoConn *c = (UvEchoConn *) handle;
+
+  *buf = uv_buf_init (c->buf, sizeof c->buf);
+}
+
+static void
+libuv_echo_write_cb (uv_write_t *req,
+                     int         status)
+{
+  UvEchoConn *c = (UvEchoConn *) req->handle;
+
+  g_free (req);
+  if (status < 0)
+    {
+      libuv_echo_conn_close ((uv_stream_t *) c);
+      return;
+    }
+  if (c->stopped && !uv_is_closing ((uv_handle_t *) c))
+    {
+      c->stopped = FALSE;
+      uv_read_start ((uv_stream_t *) c, libuv_echo_alloc_cb, libuv_echo_read_cb);
+    }
+}
+
+static void
+libuv_echo_read_cb (uv_stream_t    *stream,
+                    ssize_t         nread,
+                    const uv_buf_t *buf)
+{
+  UvEchoConn *c = (UvEchoConn *) stream;
+  uv_write_t *req;
+  uv_buf_t reply;
+
+  if (nread == 0)
+    return;
+  if (nread < 0)
+    {
+      libuv_echo_conn_close (stream);
+      return;
+    }
+  req = g_new (uv_write_t, 1);
+  reply = uv_buf_init (c->buf, nread);
+  if (uv_write (req, stream, &reply, 1, libuv_echo_write_cb) != 0)
+    {
+      g_free (req);
+      libuv_echo_conn_close (stream);
+      return;
+    }
+  if (uv_stream_get_write_queue_size (stream) > 0)
+    {
+      uv_read_stop (stream);
+      c->stopped = TRUE;
+    }
+}
+
+static void
+libuv_echo_connection_cb (uv_stream_t *server,
+                          int          status)
+{
+  UvEchoConn *c;
+  int err;
+
+  if (status < 0)
+    die ("libuv accept: %s", uv_strerror (status));
+  c = g_new (UvEchoConn, 1);
+  c->stopped = FALSE;
+  uv_pipe_init (server->loop, &c->pipe, 0);
+  if ((err = uv_accept (server, (uv_stream_t *) &c->pipe)) != 0)
+    die ("libuv accept: %s", uv_strerror (err));
+  libuv_echo.live++;
+  uv_read_start ((uv_stream_t *) &c->pipe, libuv_echo_alloc_cb, libuv_echo_read_cb);
+}
+
+static void
+libuv_echo_quit_cb (uv_poll_t *handle,
+                    int        status,
+                    int        events)
+{
+  /* The client closed its connections first: quit once they have ended */
+  uv_close ((uv_handle_t *) handle, NULL);
+  libuv_echo.quitting = TRUE;
+  libuv_echo_maybe_quit ();
+}
+
+static void
+echo_server_libuv (const Params *p,
+                   int           ctl)
+{
+  uv_loop_t loop;
+
+  uv_loop_init (&loop);
+  memset (&libuv_echo, 0, sizeof libuv_echo);
+  libuv_listen_abstract (&loop, &libuv_echo.listener, p, libuv_echo_connection_cb);
+  ctl_send (ctl, 'R');
+  uv_poll_init (&loop, &libuv_echo.ctl, ctl);
+  uv_poll_start (&libuv_echo.ctl, UV_READABLE, libuv_echo_quit_cb);
+  uv_run (&loop, UV_RUN_DEFAULT);
+  if (uv_loop_close (&loop) != 0)
+    die ("libuv: handles left open");
+}
+#endif
+
 static void
 echo_server (const Params *p,
              int           ctl,
@@ -1261,6 +1726,12 @@ echo_server (const Params *p,
   echo_nb = p->variant == V_LSOCK_NB;
   if (p->variant == V_RAW)
     echo_server_raw (p, ctl);
+  else if (p->variant == V_GIO_SERVICE)
+    echo_server_gio (p, ctl);
+#ifdef HAVE_LIBUV
+  else if (p->variant == V_LIBUV)
+    echo_server_libuv (p, ctl);
+#endif
   else
     echo_server_lsock (p, ctl);
   /* CPU time of the server, for LSOCK_BENCH_DEBUG */
@@ -1403,6 +1874,7 @@ echo_client (const Params *p,
   if (served < n)
     {
       r->ok = FALSE;
+      r->unserved = n - served;
       g_snprintf (r->message, sizeof r->message, "echo: only %u of %u clients served", served, n);
     }
   close (ep);
@@ -1676,6 +2148,13 @@ ceilings_apply (void)
   return opt.smoke || (opt.pin_server >= 0 && opt.pin_server == opt.pin_client);
 }
 
+/* gio-service and libuv: servers of other libraries, measured like raw */
+static gboolean
+is_main_loop_baseline (Variant variant)
+{
+  return variant == V_GIO_SERVICE || variant == V_LIBUV;
+}
+
 static gboolean
 figure_selected (const char *name)
 {
@@ -1796,9 +2275,12 @@ run_figure (const Figure *fig,
   Samples samples[2] = { 0 };
   g_autoptr(GArray) ceiling = g_array_new (FALSE, FALSE, sizeof (double));
   gboolean served_all = TRUE;
+  gboolean served[N_VARIANTS];  /* the main-loop baselines' own "serves every client" */
 
   if (!figure_selected (fig->name))
     return;
+  for (int v = 0; v < N_VARIANTS; v++)
+    served[v] = TRUE;
 
   fprintf (stderr, "%s:", fig->name);
   for (int m = 0; m < fig->n_metrics; m++)
@@ -1814,13 +2296,25 @@ run_figure (const Figure *fig,
           Variant variant = fig->variants[i];
           Result sr, cr;
           const Result *r;
+          gboolean ok;
 
           /* For profiling one side: LSOCK_BENCH_VARIANTS=lsock */
           if (g_getenv ("LSOCK_BENCH_VARIANTS") != NULL &&
               !strstr (g_getenv ("LSOCK_BENCH_VARIANTS"), variant_names[variant]))
             continue;
           params->variant = variant;
-          if (!run_pair (fig->server, fig->client, params, &sr, &cr))
+          ok = run_pair (fig->server, fig->client, params, &sr, &cr);
+          /* A main-loop baseline that leaves echo clients without a reply in
+           * the window has a result, which its row shows (MISS against
+           * "serves every client"), not a failure; in --smoke every client
+           * must be served all the same */
+          if (!ok && !opt.smoke && is_main_loop_baseline (variant) && sr.ok && cr.unserved > 0)
+            {
+              fprintf (stderr, "\n  %s %s: %s\n", fig->name, variant_names[variant], cr.message);
+              served[variant] = FALSE;
+              ok = TRUE;
+            }
+          if (!ok)
             {
               const char *message = !cr.ok ? cr.message : sr.message;
 
@@ -1872,20 +2366,22 @@ run_figure (const Figure *fig,
         {
           Variant variant = fig->variants[i];
           gboolean is_lsock = variant == V_LSOCK || variant == V_LSOCK_ASYNC ||
-                              variant == V_LSOCK_NB;
+                              variant == V_LSOCK_NB || variant == V_LSOCK_BYTES;
+          gboolean is_base = is_main_loop_baseline (variant);
           g_autofree char *target_text = NULL;
 
           if (variant == fig->baseline)
             continue;
           if (is_lsock && metric->target_text != NULL)
             target_text = g_strdup (metric->target_text);
-          if (is_lsock && m == 0 && fig->must_serve_all)
+          if (m == 0 && ((is_lsock && fig->must_serve_all) ||
+                         (is_base && (fig->must_serve_all || !served[variant]))))
             target_text = g_strdup ("serves every client");
           table_row (label, metric->unit,
                      variant_names[fig->baseline], samples[m].values[fig->baseline],
                      variant_names[variant], samples[m].values[variant],
                      metric->sense, is_lsock ? metric->target : 0, target_text,
-                     served_all);
+                     is_base ? served[variant] : served_all);
         }
       if (m == 0 && ceiling->len > 0)
         table_row (label, metric->unit,
@@ -2120,6 +2616,8 @@ main (int    argc,
   gsize bulk_bytes, py_bytes;
 
   setlocale (LC_ALL, "");
+  /* LSOCK_TEST_REACTOR=poll: lsock's portable reactor instead of epoll */
+  lsock_test_reactor_from_env ();
   context = g_option_context_new ("— measure lsock-gobject against raw syscalls and GIO");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
@@ -2223,6 +2721,11 @@ main (int    argc,
       .ceiling_name = "ceiling: raw + what 2 GIOStreams cost without I/O",
     };
 
+    /* The main-loop baselines, next to lsock-async */
+    conn.variants[conn.n_variants++] = V_GIO_SERVICE;
+#ifdef HAVE_LIBUV
+    conn.variants[conn.n_variants++] = V_LIBUV;
+#endif
     p.iters = connect_iters;
     run_figure (&conn, &p, reps);
   }
@@ -2236,7 +2739,7 @@ main (int    argc,
       Figure echo = {
         .name = name, .label = label,
         .server = echo_server, .client = echo_client, .baseline = V_RAW,
-        .variants = { V_RAW, V_LSOCK, V_LSOCK_NB }, .n_variants = 3,
+        .variants = { V_RAW, V_LSOCK, V_LSOCK_NB, V_LSOCK_BYTES }, .n_variants = 4,
         .metrics = {
           { 0, "throughput", "msg/s", HIGHER_IS_BETTER, big ? 0 : 0.9, big ? NULL : "≥ 0.9" },
           { 1, "p99 round trip", "µs", LOWER_IS_BETTER, 0, NULL },
@@ -2246,6 +2749,12 @@ main (int    argc,
         .floor = floor_echo,
         .ceiling_name = "ceiling: raw + GIO's read_async and write_async calls",
       };
+
+      /* The main-loop baselines, next to lsock and lsock-nb */
+      echo.variants[echo.n_variants++] = V_GIO_SERVICE;
+#ifdef HAVE_LIBUV
+      echo.variants[echo.n_variants++] = V_LIBUV;
+#endif
 
       p.n_clients = echo_clients[i];
       p.iters = iters > 0 ? iters : 3;  /* round trips per client in --smoke */
