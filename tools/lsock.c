@@ -287,6 +287,9 @@ struct _Pump
 {
   GInputStream  *input;
   GOutputStream *output;
+  /* Both ends are this stream's (an echo): the fast path, whole GBytes
+   * with no GTask and no short writes */
+  LsockStream   *echo_stream;
   GCancellable  *cancellable;
   guint8        *buffer;
   guint64        total;     /* bytes copied so far */
@@ -321,6 +324,7 @@ pump_free (Pump *pump)
 
   g_clear_object (&pump->input);
   g_clear_object (&pump->output);
+  g_clear_object (&pump->echo_stream);
   g_clear_object (&pump->cancellable);
   g_free (pump->buffer);
   g_free (pump);
@@ -378,11 +382,53 @@ pump_read_cb (GObject      *source,
 }
 
 static void
+pump_sent_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  Pump *pump = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!lsock_stream_send_bytes_finish (LSOCK_STREAM (source), result, &error))
+    {
+      pump_end (pump, PUMP_END_WRITE_ERROR, error);
+      return;
+    }
+  pump_read (pump);
+}
+
+static void
+pump_received_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  Pump *pump = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+
+  bytes = lsock_stream_receive_bytes_finish (LSOCK_STREAM (source), result, &error);
+  if (bytes == NULL)
+    pump_end (pump, PUMP_END_READ_ERROR, error);
+  else if (g_bytes_get_size (bytes) == 0)
+    pump_end (pump, PUMP_END_EOF, NULL);
+  else
+    {
+      pump->total += g_bytes_get_size (bytes);
+      lsock_stream_send_bytes_async (pump->echo_stream, bytes, G_PRIORITY_DEFAULT,
+                                     pump->cancellable, pump_sent_cb, pump);
+    }
+}
+
+static void
 pump_read (Pump *pump)
 {
-  g_input_stream_read_async (pump->input, pump->buffer, BUFFER_SIZE,
-                             G_PRIORITY_DEFAULT, pump->cancellable,
-                             pump_read_cb, pump);
+  if (pump->echo_stream != NULL)
+    lsock_stream_receive_bytes_async (pump->echo_stream, BUFFER_SIZE, G_PRIORITY_DEFAULT,
+                                      pump->cancellable, pump_received_cb, pump);
+  else
+    g_input_stream_read_async (pump->input, pump->buffer, BUFFER_SIZE,
+                               G_PRIORITY_DEFAULT, pump->cancellable,
+                               pump_read_cb, pump);
 }
 
 static void
@@ -880,6 +926,7 @@ echo_incoming_cb (LsockListener *listener,
   client->pump = pump_new (g_io_stream_get_input_stream (io),
                            g_io_stream_get_output_stream (io),
                            echo->cancellable, echo_client_done, client);
+  client->pump->echo_stream = g_object_ref (stream);
   g_hash_table_add (echo->clients, client);
 
   if (echo->verbose)
