@@ -30,7 +30,7 @@
  *
  * | string | kind |
  * | --- | --- |
- * | `@foo` | namespaced `foo` |
+ * | <code>&#64;foo</code> | namespaced `foo` |
  * | `\\.\pipe\foo` | namespaced `foo` |
  * | contains `/`, or starts with `.` | path |
  * | anything else, such as `foo` | generic |
@@ -490,7 +490,7 @@ _lsock_name_new_private_path_for_testing (const char *path)
  * Reads a name written the way users write it, in the `lsock` tool and
  * elsewhere:
  *
- * - `@foo` is the namespaced name `foo`, as
+ * - <code>&#64;foo</code> is the namespaced name `foo`, as
  *   [ctor@Lsock.Name.new_namespaced] makes it;
  * - `\\.\pipe\foo` is also the namespaced name `foo`;
  * - a string that contains `/` (on Windows also `\` or a drive letter such
@@ -595,11 +595,11 @@ lsock_name_get_name (LsockName *self)
  * lsock_name_to_string:
  * @self: a name
  *
- * Writes @self in the syntax that [ctor@Lsock.Name.parse] reads: `@foo` for
- * a namespaced name, and the path for a path name, with `./` in front of a
- * relative path that would not otherwise read as a path (`./foo` for the
- * path `foo`). [ctor@Lsock.Name.parse] maps the result back to an equal
- * name.
+ * Writes @self in the syntax that [ctor@Lsock.Name.parse] reads:
+ * <code>&#64;foo</code> for a namespaced name, and the path for a path name,
+ * with `./` in front of a relative path that would not otherwise read as a
+ * path (`./foo` for the path `foo`). [ctor@Lsock.Name.parse] maps the result
+ * back to an equal name.
  *
  * Returns: (type filename) (transfer full): the name as a string
  *
