@@ -42,7 +42,8 @@ trap cleanup EXIT
 docs=false
 command -v gi-docgen >/dev/null 2>&1 && docs=true
 setup_args=(--prefix="$prefix" -Dtools=true -Dtests=false -Dexamples=false
-            -Dintrospection=enabled -Dvapi=enabled "-Ddocumentation=$docs")
+            -Dintrospection=enabled -Dvapi=enabled -Dpython_overrides=enabled
+            "-Ddocumentation=$docs")
 
 step "configuring $builddir with prefix $prefix"
 if ! { [ -f "$builddir/meson-private/coredata.dat" ] &&
@@ -83,6 +84,9 @@ need "share/bash-completion/completions/lsock"
 if [ "$docs" = true ]; then
   need "share/doc/$pkg/index.html"
 fi
+
+overrides=$(find "$prefix" -path '*/gi/overrides/Lsock.py' | head -n 1)
+[ -n "$overrides" ] || fail "not installed: the PyGObject overrides (gi/overrides/Lsock.py)"
 
 private=$(find "$prefix/include" -name '*-private.h' -o -name 'config.h')
 [ -z "$private" ] || fail "private headers installed: $private"
@@ -142,6 +146,22 @@ assert name.get_kind() == Lsock.NameKind.NAMESPACED, name.get_kind()
 print('python: parsed "@x" as %r' % name.to_string())
 PY
 step "Python loaded Lsock-1.0.typelib"
+
+# The overrides from where they were installed (a temporary prefix is not on
+# the Python path: PyGObject finds any gi/overrides directory that is)
+PYTHONPATH="${overrides%/gi/overrides/Lsock.py}" LSOCK_OVERRIDES="$overrides" \
+/usr/bin/python3 - <<'PY' || fail "Python did not load the installed overrides"
+import os
+import sys
+import gi
+gi.require_version('Lsock', '1.0')
+from gi.repository import Lsock
+loaded = sys.modules['gi.overrides.Lsock'].__file__
+assert os.path.samefile(loaded, os.environ['LSOCK_OVERRIDES']), loaded
+assert Lsock.Name.parse('/x') == Lsock.Name.parse('/x')
+assert len({Lsock.Name.parse('/x'), Lsock.Name.parse('/x')}) == 1
+PY
+step "Python loaded the overrides from ${overrides#"$prefix"/}"
 
 if command -v gjs >/dev/null 2>&1; then
   gjs -c "
