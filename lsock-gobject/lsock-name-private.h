@@ -49,6 +49,13 @@ gboolean              _lsock_name_resolve_generic_impl       (const char     *na
                                                               char          **out_name,
                                                               GError        **error);
 
+/* The path of @name in $XDG_RUNTIME_DIR/app/@app_id/, making and checking
+ * the directories (both validated already) */
+gboolean              _lsock_name_resolve_app_impl           (const char     *app_id,
+                                                              const char     *name,
+                                                              char          **out_path,
+                                                              GError        **error);
+
 #ifdef G_OS_WIN32
 /* The full pipe path "\\.\pipe\NAME" of a namespaced name, in UTF-16 for
  * CreateNamedPipeW()/CreateFileW(). (transfer full), free with g_free() */

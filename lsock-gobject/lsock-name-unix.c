@@ -311,3 +311,72 @@ _lsock_name_matches_sockaddr (LsockName                *self,
     return strcmp (a, b) == 0;
   }
 }
+
+/* Makes @dir 0700 if it is missing, and checks it is ours and private */
+static gboolean
+ensure_app_dir (const char  *dir,
+                GError     **error)
+{
+  g_autofree char *shown = g_filename_display_name (dir);
+  const char *why = NULL;
+  int errsv = 0;
+
+  if (g_mkdir (dir, 0700) != 0 && errno != EEXIST)
+    {
+      errsv = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                   _("Could not make the application directory “%s”: %s"),
+                   shown, g_strerror (errsv));
+      return FALSE;
+    }
+  if (!_lsock_unix_check_private_dir (dir, &why, &errsv))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                   _("Refusing to use the application directory “%s”: %s"),
+                   shown, why != NULL ? why : g_strerror (errsv));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+_lsock_name_resolve_app_impl (const char  *app_id,
+                              const char  *name,
+                              char       **out_path,
+                              GError     **error)
+{
+  const char *runtime_dir = g_getenv ("XDG_RUNTIME_DIR");
+  g_autofree char *apps = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *path = NULL;
+  const char *why = NULL;
+  int errsv = 0;
+
+  if (runtime_dir == NULL || !g_path_is_absolute (runtime_dir))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                   _("No application directory for “%s”: $XDG_RUNTIME_DIR is not set"),
+                   app_id);
+      return FALSE;
+    }
+  if (!_lsock_unix_check_private_dir (runtime_dir, &why, &errsv))
+    {
+      g_autofree char *shown = g_filename_display_name (runtime_dir);
+
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                   _("Refusing to use $XDG_RUNTIME_DIR “%s”: %s"),
+                   shown, why != NULL ? why : g_strerror (errsv));
+      return FALSE;
+    }
+
+  apps = g_build_filename (runtime_dir, "app", NULL);
+  dir = g_build_filename (apps, app_id, NULL);
+  if (!ensure_app_dir (apps, error) || !ensure_app_dir (dir, error))
+    return FALSE;
+
+  path = g_build_filename (dir, name, NULL);
+  if (!_lsock_name_check_path_impl (path, error))
+    return FALSE;
+  *out_path = g_steal_pointer (&path);
+  return TRUE;
+}

@@ -105,3 +105,14 @@ _lsock_name_dup_pipe_path_utf16 (LsockName *self)
   /* Checked when the name was made */
   return g_utf8_to_utf16 (path, -1, NULL, NULL, NULL);
 }
+
+gboolean
+_lsock_name_resolve_app_impl (const char  *app_id,
+                              const char  *name,
+                              char       **out_path,
+                              GError     **error)
+{
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+               _("Application directories (“%s”) are not supported on Windows"), app_id);
+  return FALSE;
+}

@@ -391,6 +391,48 @@ lsock_name_new_namespaced (const char  *name,
   return lsock_name_new_take (LSOCK_NAME_KIND_NAMESPACED, g_strdup (name));
 }
 
+/* A generic name, or an app name's last part: one file name component */
+static gboolean
+check_component (const char  *name,
+                 GError     **error)
+{
+  if (name[0] == '\0')
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("Invalid socket name “%s”: a generic name must not be empty"),
+                   name);
+      return FALSE;
+    }
+
+  if (!g_utf8_validate (name, -1, NULL))
+    {
+      g_autofree char *shown = dup_for_display (name);
+
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("Invalid socket name “%s”: a generic name must be valid UTF-8"),
+                   shown);
+      return FALSE;
+    }
+
+  if (strchr (name, '/') != NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("Invalid socket name “%s”: a generic name must not contain “/”"),
+                   name);
+      return FALSE;
+    }
+
+  if (strcmp (name, ".") == 0 || strcmp (name, "..") == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("Invalid socket name “%s”: a generic name must not be “.” or “..”"),
+                   name);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
 /**
  * lsock_name_new_generic:
  * @name: a name without `/`
@@ -427,39 +469,8 @@ lsock_name_new_generic (const char  *name,
   g_return_val_if_fail (name != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (name[0] == '\0')
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   _("Invalid socket name “%s”: a generic name must not be empty"),
-                   name);
-      return NULL;
-    }
-
-  if (!g_utf8_validate (name, -1, NULL))
-    {
-      g_autofree char *shown = dup_for_display (name);
-
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   _("Invalid socket name “%s”: a generic name must be valid UTF-8"),
-                   shown);
-      return NULL;
-    }
-
-  if (strchr (name, '/') != NULL)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   _("Invalid socket name “%s”: a generic name must not contain “/”"),
-                   name);
-      return NULL;
-    }
-
-  if (strcmp (name, ".") == 0 || strcmp (name, "..") == 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   _("Invalid socket name “%s”: a generic name must not be “.” or “..”"),
-                   name);
-      return NULL;
-    }
+  if (!check_component (name, error))
+    return NULL;
 
   if (!_lsock_name_resolve_generic_impl (name, &kind, &resolved, error))
     return NULL;
@@ -467,6 +478,68 @@ lsock_name_new_generic (const char  *name,
   self = lsock_name_new_take (kind, resolved);
   /* A path in the private directory: checked again when used */
   self->in_private_dir = kind == LSOCK_NAME_KIND_PATH;
+  return self;
+}
+
+/**
+ * lsock_name_new_for_app:
+ * @app_id: an application id, such as `org.example.App` (see
+ *   g_application_id_is_valid())
+ * @name: the socket's name in the application's directory: one file name
+ *   component, as for [ctor@Lsock.Name.new_generic]
+ * @error: return location for a #GError
+ *
+ * Makes the name of a socket file in the per-application directory
+ * `$XDG_RUNTIME_DIR/app/APP_ID/`, the one place that both a service on the
+ * host and a Flatpak sandbox of that application can reach: Flatpak
+ * shares exactly that directory with the app, at the same path, and a
+ * socket file there works across network namespaces, unlike a generic or
+ * namespaced name, which on Linux is an abstract socket and exists only in
+ * its own network namespace (a sandbox without `--share=network`, a
+ * container, a unit with `PrivateNetwork=`).
+ *
+ * The directories are created 0700 if they are missing, and must be real
+ * directories of this user's that nobody else can access, as for the
+ * private directory of generic names; they are checked again whenever a
+ * listener binds or a client connects. Fails with
+ * %G_IO_ERROR_INVALID_ARGUMENT for an invalid @app_id or @name,
+ * %G_IO_ERROR_NOT_FOUND when `$XDG_RUNTIME_DIR` is not set,
+ * %G_IO_ERROR_PERMISSION_DENIED when a directory is not safe to use, and
+ * %G_IO_ERROR_NOT_SUPPORTED on Windows.
+ *
+ * Returns: (transfer full): a new path name, or %NULL on error
+ *
+ * Since: 1.0
+ */
+LsockName *
+lsock_name_new_for_app (const char  *app_id,
+                        const char  *name,
+                        GError     **error)
+{
+  LsockName *self;
+  char *path = NULL;
+
+  g_return_val_if_fail (app_id != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!g_application_id_is_valid (app_id))
+    {
+      g_autofree char *shown = dup_for_display (app_id);
+
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("Invalid application id “%s” (see g_application_id_is_valid())"),
+                   shown);
+      return NULL;
+    }
+  if (!check_component (name, error))
+    return NULL;
+  if (!_lsock_name_resolve_app_impl (app_id, name, &path, error))
+    return NULL;
+
+  self = lsock_name_new_take (LSOCK_NAME_KIND_PATH, path);
+  /* Checked again when used, like the private directory */
+  self->in_private_dir = TRUE;
   return self;
 }
 

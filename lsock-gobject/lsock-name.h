@@ -27,6 +27,10 @@ LSOCK_AVAILABLE_IN_ALL
 LsockName     *lsock_name_new_generic     (const char   *name,
                                            GError      **error);
 LSOCK_AVAILABLE_IN_ALL
+LsockName     *lsock_name_new_for_app     (const char   *app_id,
+                                           const char   *name,
+                                           GError      **error);
+LSOCK_AVAILABLE_IN_ALL
 LsockName     *lsock_name_parse           (const char   *string,
                                            GError      **error);
 
