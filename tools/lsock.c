@@ -4,6 +4,8 @@
  *
  *   lsock listen [--access=user|everyone] NAME     one peer, relayed to stdin/stdout
  *   lsock listen --echo [--access=…] NAME          an echo service for many peers
+ *   lsock listen [--access=…] NAME --exec COMMAND [ARG…]
+ *                                                  COMMAND per peer, on its connection
  *   lsock connect [--access=user|everyone] [--timeout=MS] NAME
  *                                                  relayed to stdin/stdout
  *   lsock info [NAME…]                             how names map to addresses here
@@ -18,12 +20,16 @@
 #include <string.h>
 
 #include <glib/gi18n.h>
+#include <glib/gstdio.h>
 #include <gio/gio.h>
 #include <lsock-gobject/lsock.h>
 
 #ifdef G_OS_UNIX
 # include <signal.h>
+# include <errno.h>
+# include <fcntl.h>
 # include <unistd.h>
+# include <sys/stat.h>
 # include <glib-unix.h>
 # include <gio/gunixinputstream.h>
 # include <gio/gunixoutputstream.h>
@@ -463,6 +469,7 @@ typedef struct
   guint64        linger_total;
   gboolean       closed_at_once; /* the peer took nothing and went */
   gboolean       refused_server; /* connect: PERMISSION_DENIED */
+  LsockName     *name;         /* connect: where to (not owned) */
 } Relay;
 
 /* How long the peer may stay silent after our standard input ended, where
@@ -757,6 +764,35 @@ relay_accept_cb (GObject      *source,
   relay_start (relay, stream);
 }
 
+/* connect() refuses a path that is not a socket with ECONNREFUSED, as it
+ * does a socket file whose listener has gone, and the library's message
+ * says the latter: for a regular file, a directory or a FIFO, say what is
+ * really there. */
+static void
+not_a_socket_error (LsockName  *name,
+                    GError    **error)
+{
+#ifdef G_OS_UNIX
+  GStatBuf buf;
+  g_autofree char *display = NULL;
+
+  if (name == NULL || lsock_name_get_kind (name) != LSOCK_NAME_KIND_PATH ||
+      !g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED) ||
+      g_stat (lsock_name_get_name (name), &buf) != 0 || S_ISSOCK (buf.st_mode))
+    return;
+
+  display = lsock_name_to_string (name);
+  g_clear_error (error);
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED,
+               S_ISDIR (buf.st_mode)
+               /* Translators: %s is a file name */
+               ? _("Could not connect to “%s”: it is a directory, not a socket")
+               /* Translators: %s is a file name */
+               : _("Could not connect to “%s”: it is a file that is not a socket"),
+               display);
+#endif
+}
+
 static void
 relay_connect_cb (GObject      *source,
                   GAsyncResult *result,
@@ -770,6 +806,7 @@ relay_connect_cb (GObject      *source,
   stream = lsock_stream_connect_full_finish (result, &error);
   if (stream == NULL)
     {
+      not_a_socket_error (relay->name, &error);
       relay->refused_server = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED);
       relay_fail (relay, error, NULL);
       return;
@@ -1021,6 +1058,259 @@ run_echo (LsockName   *name,
 }
 
 /* ---------------------------------------------------------------------- */
+/* One process per peer: `listen NAME --exec COMMAND [ARG…]` */
+
+#ifdef G_OS_UNIX
+typedef struct
+{
+  GMainLoop     *loop;
+  StopWatch      stop_watch;
+  LsockListener *listener;
+  char         **argv;         /* COMMAND [ARG…] */
+  char          *name_string;  /* for LSOCK_NAME */
+  GHashTable    *children;     /* ExecChild set */
+  guint          next_id;
+  gboolean       verbose;
+  gboolean       stopping;
+  guint          grace_id;
+} Exec;
+
+typedef struct
+{
+  Exec        *exec;
+  guint        id;
+  GSubprocess *process;
+  char        *pid;            /* the child's, for messages */
+} ExecChild;
+
+/* How long the children may take to exit after SIGINT or SIGTERM */
+#define EXEC_GRACE_MS 5000
+
+static void
+exec_child_free (ExecChild *child)
+{
+  g_clear_object (&child->process);
+  g_free (child->pid);
+  g_free (child);
+}
+
+static void
+exec_quit_if_done (Exec *exec)
+{
+  if (exec->stopping && g_hash_table_size (exec->children) == 0)
+    g_main_loop_quit (exec->loop);
+}
+
+static void
+exec_child_exited_cb (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  ExecChild *child = user_data;
+  Exec *exec = child->exec;
+  GSubprocess *process = G_SUBPROCESS (source);
+
+  g_subprocess_wait_finish (process, result, NULL);
+  if (exec->verbose)
+    {
+      if (g_subprocess_get_if_exited (process))
+        /* Translators: %u is a client number, %s a process id, %d an exit status */
+        g_printerr (_("Client %u: process %s exited with status %d\n"),
+                    child->id, child->pid, g_subprocess_get_exit_status (process));
+      else if (g_subprocess_get_if_signaled (process))
+        /* Translators: %u is a client number, %s a process id, %d a signal number */
+        g_printerr (_("Client %u: process %s was killed by signal %d\n"),
+                    child->id, child->pid, g_subprocess_get_term_sig (process));
+    }
+
+  g_hash_table_remove (exec->children, child);
+  exec_quit_if_done (exec);
+}
+
+static void
+setenv_number (GSubprocessLauncher *launcher,
+               const char          *variable,
+               gint64               value)
+{
+  g_autofree char *string = g_strdup_printf ("%" G_GINT64_FORMAT, value);
+
+  g_subprocess_launcher_setenv (launcher, variable, string, TRUE);
+}
+
+static gboolean
+exec_incoming_cb (LsockListener *listener,
+                  LsockStream   *stream,
+                  gpointer       user_data)
+{
+  Exec *exec = user_data;
+  g_autoptr(GCredentials) credentials = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *peer = NULL;
+  guint id = ++exec->next_id;
+  ExecChild *child;
+  int fd, out_fd;
+
+  credentials = lsock_stream_get_peer_credentials (stream, NULL);
+  if (exec->verbose)
+    peer = describe_peer (stream);
+
+  /* The child gets the connection itself, as standard input and output,
+   * and nothing else of ours: every other descriptor is close-on-exec */
+  fd = lsock_stream_steal_fd (stream, &error);
+  if (fd < 0)
+    {
+      /* Translators: %u is a client number, %s an error message */
+      g_printerr (_("lsock: client %u: %s\n"), id, error->message);
+      return TRUE;
+    }
+  out_fd = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+  if (out_fd < 0)
+    {
+      int errsv = errno;
+
+      g_printerr (_("lsock: client %u: %s\n"), id, g_strerror (errsv));
+      close (fd);
+      return TRUE;
+    }
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_subprocess_launcher_take_stdin_fd (launcher, fd);
+  g_subprocess_launcher_take_stdout_fd (launcher, out_fd);
+  g_subprocess_launcher_setenv (launcher, "LSOCK_NAME", exec->name_string, TRUE);
+  g_subprocess_launcher_unsetenv (launcher, "LSOCK_PEER_PID");
+  g_subprocess_launcher_unsetenv (launcher, "LSOCK_PEER_UID");
+  if (credentials != NULL)
+    {
+      pid_t pid = g_credentials_get_unix_pid (credentials, NULL);
+      uid_t uid = g_credentials_get_unix_user (credentials, NULL);
+
+      if (pid > 0)
+        setenv_number (launcher, "LSOCK_PEER_PID", pid);
+      if (uid != (uid_t) -1)
+        setenv_number (launcher, "LSOCK_PEER_UID", uid);
+    }
+
+  /* Our copies of the connection close with the launcher: the peer sees
+   * the end of stream when the child exits */
+  process = g_subprocess_launcher_spawnv (launcher, (const char * const *) exec->argv, &error);
+  g_clear_object (&launcher);
+  if (process == NULL)
+    {
+      g_printerr (_("lsock: client %u: %s\n"), id, error->message);
+      return TRUE;
+    }
+
+  child = g_new0 (ExecChild, 1);
+  child->exec = exec;
+  child->id = id;
+  child->process = g_steal_pointer (&process);
+  child->pid = g_strdup (g_subprocess_get_identifier (child->process));
+  g_hash_table_add (exec->children, child);
+
+  if (exec->verbose)
+    /* Translators: %u is a client number, the first %s describes the peer, such as “pid 42, uid 1000”, the second is a process id */
+    g_printerr (_("Client %u connected (%s): started process %s\n"), id, peer, child->pid);
+
+  g_subprocess_wait_async (child->process, NULL, exec_child_exited_cb, child);
+  return TRUE;
+}
+
+static gboolean
+exec_grace_cb (gpointer user_data)
+{
+  Exec *exec = user_data;
+
+  exec->grace_id = 0;
+  g_main_loop_quit (exec->loop);
+  return G_SOURCE_REMOVE;
+}
+
+/* Gives the name back, passes the signal on to the children and waits a
+ * while for them; a second signal stops at once */
+static void
+exec_stop (int      signum,
+           gpointer user_data)
+{
+  Exec *exec = user_data;
+  GHashTableIter iter;
+  gpointer key;
+
+  if (exec->stopping)
+    {
+      g_main_loop_quit (exec->loop);
+      return;
+    }
+
+  exec->stopping = TRUE;
+  lsock_listener_close (exec->listener);
+  g_hash_table_iter_init (&iter, exec->children);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_subprocess_send_signal (((ExecChild *) key)->process, signum);
+  exec->grace_id = g_timeout_add (EXEC_GRACE_MS, exec_grace_cb, exec);
+  exec_quit_if_done (exec);
+}
+
+static int
+run_exec (LsockName   *name,
+          LsockAccess  access,
+          gboolean     verbose,
+          char       **argv)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *program = NULL;
+  Exec exec = { 0, };
+
+  /* A command that cannot run would fail for every peer */
+  program = g_find_program_in_path (argv[0]);
+  if (program == NULL)
+    {
+      g_autofree char *shown = g_filename_display_name (argv[0]);
+
+      g_printerr (_("lsock: Command “%s” not found\n"), shown);
+      return EXIT_ERROR;
+    }
+
+  exec.listener = lsock_listener_new_full (name, access, NULL, &error);
+  if (exec.listener == NULL)
+    {
+      print_error (error);
+      return EXIT_ERROR;
+    }
+
+  exec.loop = g_main_loop_new (NULL, FALSE);
+  exec.argv = argv;
+  exec.name_string = lsock_name_to_string (lsock_listener_get_name (exec.listener));
+  exec.children = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) exec_child_free, NULL);
+  exec.verbose = verbose;
+
+  g_signal_connect (exec.listener, "incoming", G_CALLBACK (exec_incoming_cb), &exec);
+  g_signal_connect (exec.listener, "accept-error", G_CALLBACK (echo_accept_error_cb), &exec);
+  if (verbose)
+    g_signal_connect (exec.listener, "peer-rejected", G_CALLBACK (peer_rejected_cb), &exec);
+  lsock_listener_start (exec.listener);
+
+  print_listening (exec.listener);
+
+  stop_watch_init (&exec.stop_watch, exec_stop, &exec);
+  g_main_loop_run (exec.loop);
+  stop_watch_clear (&exec.stop_watch);
+  g_clear_handle_id (&exec.grace_id, g_source_remove);
+
+  lsock_listener_close (exec.listener);
+  g_signal_handlers_disconnect_by_data (exec.listener, &exec);
+  g_clear_object (&exec.listener);
+  /* Children still running after the grace period are left to finish */
+  g_clear_pointer (&exec.children, g_hash_table_unref);
+  g_clear_pointer (&exec.name_string, g_free);
+  g_clear_pointer (&exec.loop, g_main_loop_unref);
+
+  return EXIT_OK;
+}
+#endif /* G_OS_UNIX */
+
+/* ---------------------------------------------------------------------- */
 /* Commands */
 
 typedef struct
@@ -1029,6 +1319,54 @@ typedef struct
   int       (*run) (char **args);
   const char *summary;
 } Command;
+
+/* Whether lsock_name_parse() reads @string as a generic name (neither
+ * “@foo”, “\\.\pipe\foo” nor a path) */
+static gboolean
+is_generic_syntax (const char *string)
+{
+  if (string[0] == '@' || string[0] == '.' ||
+      g_ascii_strncasecmp (string, "\\\\.\\pipe\\", 9) == 0)
+    return FALSE;
+  for (const char *p = string; *p != '\0'; p++)
+    {
+      if (G_IS_DIR_SEPARATOR (*p))
+        return FALSE;
+    }
+#ifdef G_OS_WIN32
+  if (g_ascii_isalpha (string[0]) && string[1] == ':')
+    return FALSE;
+#endif
+  return TRUE;
+}
+
+/* “lsock listen my.sock” is the generic name “my.sock”, which on Linux is
+ * the abstract “@my.sock”, not a file: when the name looks like a file
+ * name, or a file of that name is here, say how to name the file. Only a
+ * hint: the name is used as it is. */
+static void
+hint_generic_file_name (const char *string,
+                        LsockName  *name)
+{
+  g_autofree char *display = NULL;
+  g_autofree char *resolved = NULL;
+  g_autofree char *path = NULL;
+
+  if (!is_generic_syntax (string))
+    return;
+  if (!g_str_has_suffix (string, ".sock") && !g_str_has_suffix (string, ".socket") &&
+      !g_file_test (string, G_FILE_TEST_EXISTS))
+    return;
+
+  display = g_filename_display_name (string);
+  resolved = lsock_name_to_string (name);
+  path = g_strconcat (".", G_DIR_SEPARATOR_S, display, NULL);
+  /* Translators: the first %s is a name as given, such as “my.sock”, the
+   * second what it means here, such as “@my.sock”, the third a path,
+   * such as “./my.sock” */
+  g_printerr (_("lsock: hint: “%s” is a generic name, here “%s”: did you mean the file “%s”?\n"),
+              display, resolved, path);
+}
 
 static LsockName *
 parse_name_arg (const char *command,
@@ -1054,9 +1392,19 @@ parse_name_arg (const char *command,
   name = lsock_name_parse (args[1], &error);
   if (name == NULL)
     {
-      print_error (error);
-      *status = EXIT_ERROR;
+      /* An invalid name is a usage error; one of a kind this platform
+       * lacks is not */
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT))
+        *status = usage_error (command, error->message);
+      else
+        {
+          print_error (error);
+          *status = EXIT_ERROR;
+        }
+      return NULL;
     }
+
+  hint_generic_file_name (args[1], name);
   return name;
 }
 
@@ -1117,11 +1465,15 @@ static int
 cmd_listen (char **args)
 {
   gboolean echo = FALSE;
+  gboolean exec_option = FALSE;
   gboolean verbose = FALSE;
   g_autofree char *access_arg = NULL;
   GOptionEntry entries[] = {
     { "echo", 'e', 0, G_OPTION_ARG_NONE, &echo,
       N_("Run an echo service for any number of peers, until SIGINT or SIGTERM"), NULL },
+    { "exec", 0, 0, G_OPTION_ARG_NONE, &exec_option,
+      N_("After NAME: run COMMAND [ARG…] for each peer, on its connection, until SIGINT or SIGTERM"),
+      NULL },
     { "access", 'a', 0, G_OPTION_ARG_STRING, &access_arg,
       N_("Who may connect: “user” (the default: the same user only) or “everyone”"), N_("WHO") },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
@@ -1130,31 +1482,72 @@ cmd_listen (char **args)
   };
   g_autoptr(LsockName) name = NULL;
   g_autoptr(GError) error = NULL;
+  g_auto(GStrv) own_args = NULL;
+  g_auto(GStrv) command = NULL;
   LsockAccess access;
   Relay relay;
   int status = EXIT_OK;
 
-  if (!parse_options ("listen", N_("NAME"),
-                      N_("Listen on NAME. Without --echo, accept one peer, copy standard input\n"
-                         "to it and its data to standard output, and exit when both directions\n"
-                         "have ended: at the end of standard input, shut down the sending side\n"
-                         "and go on reading until the peer's end of stream (after which the\n"
-                         "rest of standard input is still sent, unless it is a terminal).\n"
+  /* “NAME --exec COMMAND [ARG…]”: everything after --exec is the
+   * command's, never our options */
+  for (gsize i = 1; args[i] != NULL; i++)
+    {
+      if (g_str_equal (args[i], "--"))
+        break;
+      if (g_str_equal (args[i], "--exec"))
+        {
+          command = g_strdupv (args + i + 1);
+          own_args = g_new0 (char *, i + 1);
+          for (gsize j = 0; j < i; j++)
+            own_args[j] = g_strdup (args[j]);
+          args = own_args;
+          break;
+        }
+    }
+
+  if (!parse_options ("listen", N_("NAME [--exec COMMAND [ARG…]]"),
+                      N_("Listen on NAME. Without --echo or --exec, accept one peer, copy standard\n"
+                         "input to it and its data to standard output, and exit when both\n"
+                         "directions have ended: at the end of standard input, shut down the\n"
+                         "sending side and go on reading until the peer's end of stream (after\n"
+                         "which the rest of standard input is still sent, unless it is a terminal).\n"
                          "With --echo, send every peer's data back to it, until SIGINT or SIGTERM.\n"
+                         "With --exec, run COMMAND for every peer, with the connection as its\n"
+                         "standard input and output and LSOCK_NAME, LSOCK_PEER_PID and\n"
+                         "LSOCK_PEER_UID in its environment, until SIGINT or SIGTERM (which\n"
+                         "is passed on to the running commands).\n"
                          "The socket file, if any, is removed on exit."),
                       N_("NAME is “@foo” (namespaced: an abstract socket on Linux), a path\n"
                          "(contains “/” or starts with “.”), or a bare generic name such as\n"
                          "“foo”, which becomes the best kind this platform offers.\n"
                          "\n"
-                         "Exit status: 0 on success (for --echo, also after SIGINT or SIGTERM),\n"
-                         "1 on errors, 2 on usage errors, 128 + N when stopped by signal N."),
+                         "Exit status: 0 on success (for --echo and --exec, also after SIGINT or\n"
+                         "SIGTERM), 1 on errors, 2 on usage errors, 128 + N when stopped by signal N."),
                       entries, &args, &status))
     return status;
+  if (command != NULL && args[1] == NULL)
+    return usage_error ("listen", _("Missing socket name before --exec"));
+  if (exec_option)
+    return usage_error ("listen", _("--exec comes after NAME, and is followed by the command"));
+  if (command != NULL && command[0] == NULL)
+    return usage_error ("listen", _("Missing command after --exec"));
+  if (command != NULL && echo)
+    return usage_error ("listen", _("--echo and --exec cannot be used together"));
   if (!parse_access ("listen", access_arg, &access, &status))
     return status;
   name = parse_name_arg ("listen", args, &status);
   if (name == NULL)
     return status;
+
+  if (command != NULL)
+    {
+#ifdef G_OS_UNIX
+      return run_exec (name, access, verbose, command);
+#else
+      g_printerr (_("lsock: --exec is not supported on this platform\n"));
+      return EXIT_ERROR;
+#endif
+    }
 
   if (echo)
     return run_echo (name, access, verbose);
@@ -1220,6 +1613,7 @@ cmd_connect (char **args)
     return status;
 
   relay_init (&relay, verbose);
+  relay.name = name;
   relay.accepting = TRUE;
   lsock_stream_connect_full_async (name, server_access, (guint) timeout_ms, relay.cancellable,
                                    relay_connect_cb, &relay);
@@ -1364,13 +1758,21 @@ cmd_info (char **args)
       g_print (_("  name:       %s\n"), name_shown);
       g_print (_("  to_string:  %s\n"), string);
       g_print (_("  address:    %s\n"), address);
+#ifdef __linux__
+      if (lsock_name_get_kind (name) == LSOCK_NAME_KIND_NAMESPACED)
+        g_print (_("  note:       abstract sockets exist per network namespace: a sandbox or\n"
+                   "              container without the host's network (Flatpak without\n"
+                   "              --share=network, PrivateNetwork=, unshare -n) cannot reach\n"
+                   "              it; use a path, such as one made by lsock_name_new_for_app()\n"
+                   "              in $XDG_RUNTIME_DIR/app/APP_ID/\n"));
+#endif
     }
 
   return status;
 }
 
 static const Command commands[] = {
-  { "listen", cmd_listen, N_("Listen on a name: relay one peer, or run an echo service") },
+  { "listen", cmd_listen, N_("Listen on a name: relay one peer, run an echo service, or a command per peer") },
   { "connect", cmd_connect, N_("Connect to a name and relay standard input and output") },
   { "info", cmd_info, N_("Show the name types this platform supports and how names map") },
 };
