@@ -8,10 +8,17 @@
 #
 # 1. installs missing build dependencies (build-aux/deps.sh; needs root or sudo),
 # 2. configures and builds $BUILDDIR (default: _build; an existing one is reused),
-# 3. starts `lsock listen --echo lsock-demo` in the background ("lsock-demo"
-#    is a generic name: an abstract socket on Linux) and waits until it answers,
-# 4. runs each example client against it, showing what they exchanged,
+# 3. starts `lsock listen --echo --verbose lsock-demo` in the background
+#    ("lsock-demo" is a generic name: an abstract socket on Linux) and waits
+#    until it answers a readiness probe (a connection that sends nothing,
+#    announced as such: the service counts it as its connection 1),
+# 4. runs each example client against it, showing what they exchanged and,
+#    beside it, what the service logged meanwhile: lines prefixed
+#    "client N (LANGUAGE):" are the client's, "service:" the service's,
 # 5. stops the service with SIGTERM.
+#
+# It uses the uninstalled build ($BUILDDIR, with GI_TYPELIB_PATH and
+# LD_LIBRARY_PATH set for it) and installs nothing but Debian packages.
 #
 # Exits 0 only if every client got back exactly what it sent.
 set -uo pipefail
@@ -78,6 +85,7 @@ export LD_LIBRARY_PATH=$builddir_abs/lsock-gobject${LD_LIBRARY_PATH:+:$LD_LIBRAR
 # --- 3. the echo service -------------------------------------------------------
 
 # Someone else on the name would answer our clients instead
+echo "checking that nobody listens on “$NAME” yet (a connection attempt that should fail)"
 if timeout 5 "$LSOCK" connect "$NAME" </dev/null >/dev/null 2>&1 || [ $? -eq 124 ]; then
   die "something already listens on “$NAME”; stop it, or choose another name with LSOCK_DEMO_NAME=…"
 fi
@@ -86,6 +94,34 @@ say "Starting the echo service: $LSOCK listen --echo --verbose $NAME"
 service_log=$(mktemp "${TMPDIR:-/tmp}/lsock-demo.XXXXXX")
 "$LSOCK" listen --echo --verbose "$NAME" 2>"$service_log" &
 service_pid=$!
+
+# The service's log lines not shown yet, prefixed "service: "
+service_shown=0
+show_service_log ()
+{
+  local n
+  n=$(wc -l <"$service_log")
+  if [ "$n" -gt "$service_shown" ]; then
+    head -n "$n" "$service_log" | tail -n "+$(( service_shown + 1 ))" | sed -e 's/^/service: /'
+    service_shown=$n
+  fi
+}
+# Wait (at most 2 s) until the service has logged something new and then
+# nothing more for 0.1 s: what it says about a client comes just after the
+# client is done
+settle_service_log ()
+{
+  local before last=-1 size
+  before=$(wc -l <"$service_log")
+  for _ in $(seq 20); do
+    size=$(wc -c <"$service_log")
+    if [ "$size" -eq "$last" ] && [ "$(wc -l <"$service_log")" -gt "$before" ]; then
+      break
+    fi
+    last=$size
+    sleep 0.1
+  done
+}
 
 stop_service ()
 {
@@ -100,6 +136,7 @@ trap stop_service EXIT
 # Ready once a connection succeeds: `lsock connect` with no input half-closes
 # at once and exits 0 when the service has closed its end. The service
 # prints its first line once it listens (or has failed).
+say "Readiness probe: \`$LSOCK connect $NAME\`, sending nothing, until the service answers"
 ready=false
 for _ in $(seq 100); do
   if ! kill -0 "$service_pid" 2>/dev/null; then
@@ -115,29 +152,41 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 $ready || { cat "$service_log" >&2; die "the echo service did not answer on “$NAME”"; }
-head -n 1 "$service_log"
+settle_service_log
+show_service_log
+echo "probe: the service answers (its connection 1 was this probe, not a client)"
 
 # --- 4. the clients -------------------------------------------------------------
 
+# Clients are numbered as the service counts connections: the probe was 1.
+# Each client's output is prefixed with its label, then come the service's
+# lines about it.
 failed=()
+client_number=1
 run_client ()
 {
-  local label=$1
+  local label rc
+  client_number=$(( client_number + 1 ))
+  label="client $client_number ($1)"
   shift
   say "$label: $*"
-  if "$@"; then
-    echo "-> OK"
+  "$@" 2>&1 | sed -e "s/^/$label: /"
+  rc=${PIPESTATUS[0]}
+  settle_service_log
+  show_service_log
+  if [ "$rc" -eq 0 ]; then
+    echo "$label: -> OK"
   else
-    echo "-> FAILED (exit status $?)"
+    echo "$label: -> FAILED (exit status $rc)"
     failed+=("$label")
   fi
 }
 
-run_client "C client" "$BUILDDIR/examples/echo-client" "$NAME"
-run_client "Python client" "$PYTHON" examples/echo-client.py "$NAME"
-run_client "GJS client" gjs -m examples/echo-client.js "$NAME"
+run_client C "$BUILDDIR/examples/echo-client" "$NAME"
+run_client Python "$PYTHON" examples/echo-client.py "$NAME"
+run_client GJS gjs -m examples/echo-client.js "$NAME"
 if [ -x "$BUILDDIR/examples/echo-client-vala" ]; then
-  run_client "Vala client" "$BUILDDIR/examples/echo-client-vala" "$NAME"
+  run_client Vala "$BUILDDIR/examples/echo-client-vala" "$NAME"
 fi
 
 # --- 5. stop ---------------------------------------------------------------------
@@ -146,7 +195,7 @@ say "Stopping the echo service (SIGTERM)"
 kill -TERM "$service_pid" 2>/dev/null
 wait "$service_pid"
 service_status=$?
-cat "$service_log"
+show_service_log
 echo "the service exited with status $service_status"
 [ "$service_status" -eq 0 ] || failed+=("echo service")
 
