@@ -54,9 +54,25 @@ set_connect_error (LsockName  *name,
         g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
                      _("Could not connect to “%s”: nobody is listening there"), display);
       else
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED,
-                     _("Could not connect to “%s”: the socket file is there but nobody is listening on it"),
-                     display);
+        {
+          struct stat st;
+
+          /* Linux refuses a connection to a file that is not a socket
+           * alike: say which it is (looked at after the fact, only to
+           * word the message) */
+          if (lstat (lsock_name_get_name (name), &st) == 0 && S_ISDIR (st.st_mode))
+            g_set_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED,
+                         _("Could not connect to “%s”: it is a directory, not a socket"),
+                         display);
+          else if (lstat (lsock_name_get_name (name), &st) == 0 && !S_ISSOCK (st.st_mode))
+            g_set_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED,
+                         _("Could not connect to “%s”: it is a file that is not a socket"),
+                         display);
+          else
+            g_set_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED,
+                         _("Could not connect to “%s”: the socket file is there but nobody is listening on it"),
+                         display);
+        }
       break;
 
     case EACCES:

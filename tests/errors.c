@@ -481,6 +481,33 @@ test_refused_raw_socket (void)
 #endif
 }
 
+/* A file that is not a socket: still refused, but not called a socket */
+static void
+test_refused_not_a_socket (void)
+{
+#ifndef G_OS_WIN32
+  GError *error = NULL;
+  LsockName *name;
+  LsockStream *stream;
+
+  if (skip_unless_paths ())
+    return;
+
+  name = lsock_test_path_name ();
+  g_assert_true (g_file_set_contents (lsock_name_get_name (name), "x", 1, NULL));
+  stream = lsock_stream_connect (name, NULL, &error);
+  g_assert_null (stream);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
+  g_assert_nonnull (strstr (error->message, "is a file that is not a socket"));
+  g_assert_null (strstr (error->message, "socket file"));
+  g_clear_error (&error);
+  g_unlink (lsock_name_get_name (name));
+  g_assert_finalize_object (name);
+#else
+  skip_unless_unix ();
+#endif
+}
+
 static void
 test_refused_no_reclaim (void)
 {
@@ -2011,6 +2038,7 @@ main (int   argc,
   g_test_add_func ("/lsock/errors/not-found/namespaced", test_not_found_namespaced);
   g_test_add_func ("/lsock/errors/connection-refused/stale-socket", test_refused_raw_socket);
   g_test_add_func ("/lsock/errors/connection-refused/no-reclaim", test_refused_no_reclaim);
+  g_test_add_func ("/lsock/errors/connection-refused/not-a-socket", test_refused_not_a_socket);
   g_test_add_func ("/lsock/errors/permission-denied/connect-file-mode", test_permission_connect_file_mode);
   g_test_add_func ("/lsock/errors/permission-denied/connect-directory-mode", test_permission_connect_directory_mode);
   g_test_add_func ("/lsock/errors/permission-denied/listen-directory", test_permission_listen_directory);
