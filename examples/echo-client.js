@@ -28,6 +28,12 @@ async function run(nameString) {
     const name = Lsock.Name.parse(nameString);
     const stream = await Lsock.Stream.connect_to_async(name, null);
 
+    // Read up to the end of stream into memory, while we write: the echo
+    // comes back as we send, and must be read for the service to go on
+    const memory = Gio.MemoryOutputStream.new_resizable();
+    const received = memory.splice_async(stream.get_input_stream(),
+        Gio.OutputStreamSpliceFlags.CLOSE_TARGET, GLib.PRIORITY_DEFAULT, null);
+
     const sent = LINES.map(line => `${line}\n`).join('');
     const bytes = new TextEncoder().encode(sent);
     let written = 0;
@@ -40,10 +46,7 @@ async function run(nameString) {
     // Half-close: the service echoes everything, then closes its end
     stream.shutdown(false, true);
 
-    // Read up to the end of stream into memory
-    const memory = Gio.MemoryOutputStream.new_resizable();
-    await memory.splice_async(stream.get_input_stream(),
-        Gio.OutputStreamSpliceFlags.CLOSE_TARGET, GLib.PRIORITY_DEFAULT, null);
+    await received;
     stream.close(null);
 
     const got = new TextDecoder().decode(memory.steal_as_bytes().toArray());

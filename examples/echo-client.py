@@ -29,7 +29,10 @@ def main(argv):
     stream = Lsock.Stream.connect_to(name, None)
 
     sent = "".join(line + "\n" for line in LINES).encode()
-    stream.get_output_stream().write_bytes(GLib.Bytes.new(sent), None)
+    # All of it: a plain write_bytes() may write only part and return the
+    # count. (Sending everything before reading suits a small message: past
+    # what the socket buffers hold, some 100 KiB, read while you write.)
+    stream.send_bytes(GLib.Bytes.new(sent), None)
     for line in LINES:
         print("sent:", line)
 
