@@ -189,6 +189,13 @@ def check_html(tap, html_dir):
                 bad.append(f"{page}: …{text[max(0, hit.start() - 30):hit.end() + 30]}…")
     tap.check(not bad, f"no page of {len(pages)} shows @foo as foo", bad)
 
+    # No row of the index's project table without a value (the theme prints
+    # Website and Source even with no URL)
+    with open(os.path.join(html_dir, "index.html"), encoding="utf-8") as f:
+        index = f.read()
+    empty = re.findall(r"<td><em>([^<]*)</em></td><td><a href=\"\"", index)
+    tap.check(not empty, "the index has no empty project rows", empty)
+
 
 def lint_sources(tap, sources):
     """`@word` in a doc comment that has no parameter `word`."""

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Runs gi-docgen, then copies the pages' images to images/ in its output.
+"""Runs gi-docgen, then copies the pages' images to images/ in its output
+and drops the index's empty Website and Source rows.
 
 gi-docgen copies `content_images` flat into the output directory, but the
 pages refer to them as `images/NAME.svg`: the path that also works where the
@@ -11,6 +12,7 @@ Usage: gen-docs.py --images IMAGE... -- GI-DOCGEN-COMMAND...
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +28,18 @@ def main(argv):
     ret = subprocess.call(command)
     if ret != 0:
         return ret
+
+    # The theme prints the Website and Source rows even with no URL (there
+    # is no public one yet): drop them when empty
+    index = os.path.join(output_dir, "index.html")
+    if os.path.exists(index):
+        with open(index, encoding="utf-8") as f:
+            lines = f.readlines()
+        kept = [line for line in lines
+                if not re.search(r'<td><em>(Website|Source)</em></td><td><a href="" ', line)]
+        if kept != lines:
+            with open(index, "w", encoding="utf-8") as f:
+                f.writelines(kept)
 
     images_dir = os.path.join(output_dir, "images")
     os.makedirs(images_dir, exist_ok=True)
