@@ -1009,6 +1009,22 @@ print_listening (LsockListener *listener)
     g_printerr (_("Listening on “%s”\n"), display);
 }
 
+/* A service of many peers (--echo, --exec): @incoming for each, errors
+ * and refused peers reported, and "Listening on" once it runs */
+static void
+start_service (LsockListener *listener,
+               GCallback      incoming,
+               gpointer       user_data,
+               gboolean       verbose)
+{
+  g_signal_connect (listener, "incoming", incoming, user_data);
+  g_signal_connect (listener, "accept-error", G_CALLBACK (echo_accept_error_cb), user_data);
+  if (verbose)
+    g_signal_connect (listener, "peer-rejected", G_CALLBACK (peer_rejected_cb), user_data);
+  lsock_listener_start (listener);
+  print_listening (listener);
+}
+
 static int
 run_echo (LsockName   *name,
           LsockAccess  access,
@@ -1029,13 +1045,7 @@ run_echo (LsockName   *name,
   echo.clients = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) echo_client_free, NULL);
   echo.verbose = verbose;
 
-  g_signal_connect (echo.listener, "incoming", G_CALLBACK (echo_incoming_cb), &echo);
-  g_signal_connect (echo.listener, "accept-error", G_CALLBACK (echo_accept_error_cb), &echo);
-  if (verbose)
-    g_signal_connect (echo.listener, "peer-rejected", G_CALLBACK (peer_rejected_cb), &echo);
-  lsock_listener_start (echo.listener);
-
-  print_listening (echo.listener);
+  start_service (echo.listener, G_CALLBACK (echo_incoming_cb), &echo, verbose);
 
   stop_watch_init (&echo.stop_watch, echo_stop, &echo);
   g_main_loop_run (echo.loop);
@@ -1285,13 +1295,7 @@ run_exec (LsockName   *name,
   exec.children = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) exec_child_free, NULL);
   exec.verbose = verbose;
 
-  g_signal_connect (exec.listener, "incoming", G_CALLBACK (exec_incoming_cb), &exec);
-  g_signal_connect (exec.listener, "accept-error", G_CALLBACK (echo_accept_error_cb), &exec);
-  if (verbose)
-    g_signal_connect (exec.listener, "peer-rejected", G_CALLBACK (peer_rejected_cb), &exec);
-  lsock_listener_start (exec.listener);
-
-  print_listening (exec.listener);
+  start_service (exec.listener, G_CALLBACK (exec_incoming_cb), &exec, verbose);
 
   stop_watch_init (&exec.stop_watch, exec_stop, &exec);
   g_main_loop_run (exec.loop);
