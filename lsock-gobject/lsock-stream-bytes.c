@@ -3,9 +3,6 @@
 
 #include "lsock-stream-private.h"
 #include "lsock-async-result-private.h"
-#ifndef G_OS_WIN32
-# include "lsock-unix-conn-private.h"
-#endif
 
 /*
  * The fast path: whole GBytes in and out.
@@ -17,7 +14,8 @@
  * writes everything however many calls it takes, in one operation. The
  * substream's pending flag is held meanwhile, so they mix safely with the
  * usual GIO calls. On Windows they are the usual GIO calls on the
- * substreams.
+ * substreams. The backends start the operation, with the pending flag set
+ * (lsock-stream-unix.c, lsock-stream-win32.c); this checks and finishes.
  */
 
 /**
@@ -82,38 +80,6 @@ lsock_stream_receive_bytes (LsockStream   *self,
   return g_input_stream_read_bytes (self->input, max_bytes, cancellable, error);
 }
 
-#ifdef G_OS_WIN32
-static void
-send_bytes_win32_cb (GObject      *source,
-                     GAsyncResult *result,
-                     gpointer      user_data)
-{
-  GTask *task = user_data;
-  GError *error = NULL;
-
-  if (g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
-    g_task_return_boolean (task, TRUE);
-  else
-    g_task_return_error (task, error);
-  g_object_unref (task);
-}
-
-static void
-receive_bytes_win32_cb (GObject      *source,
-                        GAsyncResult *result,
-                        gpointer      user_data)
-{
-  GTask *task = user_data;
-  GError *error = NULL;
-  GBytes *bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result, &error);
-
-  if (bytes != NULL)
-    g_task_return_pointer (task, bytes, (GDestroyNotify) g_bytes_unref);
-  else
-    g_task_return_error (task, error);
-  g_object_unref (task);
-}
-#endif
 
 /**
  * lsock_stream_send_bytes_async:
@@ -148,8 +114,6 @@ lsock_stream_send_bytes_async (LsockStream         *self,
                                gpointer             user_data)
 {
   GError *error = NULL;
-  gconstpointer data;
-  gsize size;
 
   g_return_if_fail (LSOCK_IS_STREAM (self));
   g_return_if_fail (bytes != NULL);
@@ -160,24 +124,9 @@ lsock_stream_send_bytes_async (LsockStream         *self,
       g_task_report_error (self, callback, user_data, lsock_stream_send_bytes_async, error);
       return;
     }
-  data = g_bytes_get_data (bytes, &size);
 
-#ifndef G_OS_WIN32
-  _lsock_unix_conn_io_async_full (self->conn, self, LSOCK_DIRECTION_WRITE, LSOCK_IO_ALL,
-                                  (gpointer) data, size, bytes, G_OBJECT (self->output),
-                                  io_priority, cancellable, callback, user_data,
-                                  lsock_stream_send_bytes_async);
-#else
-  {
-    GTask *task = g_task_new (self, cancellable, callback, user_data);
-
-    g_task_set_source_tag (task, lsock_stream_send_bytes_async);
-    g_task_set_task_data (task, g_bytes_ref (bytes), (GDestroyNotify) g_bytes_unref);
-    g_output_stream_clear_pending (self->output);
-    g_output_stream_write_all_async (self->output, data, size, io_priority, cancellable,
-                                     send_bytes_win32_cb, task);
-  }
-#endif
+  _lsock_stream_send_bytes_async_impl (self, bytes, io_priority, cancellable,
+                                       callback, user_data);
 }
 
 /**
@@ -250,21 +199,8 @@ lsock_stream_receive_bytes_async (LsockStream         *self,
       return;
     }
 
-#ifndef G_OS_WIN32
-  _lsock_unix_conn_io_async_full (self->conn, self, LSOCK_DIRECTION_READ, LSOCK_IO_RECEIVE_BYTES,
-                                  g_malloc (max_bytes), max_bytes, NULL, G_OBJECT (self->input),
-                                  io_priority, cancellable, callback, user_data,
-                                  lsock_stream_receive_bytes_async);
-#else
-  {
-    GTask *task = g_task_new (self, cancellable, callback, user_data);
-
-    g_task_set_source_tag (task, lsock_stream_receive_bytes_async);
-    g_input_stream_clear_pending (self->input);
-    g_input_stream_read_bytes_async (self->input, max_bytes, io_priority, cancellable,
-                                     receive_bytes_win32_cb, task);
-  }
-#endif
+  _lsock_stream_receive_bytes_async_impl (self, max_bytes, io_priority, cancellable,
+                                          callback, user_data);
 }
 
 /**

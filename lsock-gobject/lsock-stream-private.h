@@ -126,6 +126,22 @@ int           _lsock_stream_receive_fd_impl       (LsockStream   *self,
                                                    gboolean       blocking,
                                                    GCancellable  *cancellable,
                                                    GError       **error);
+/* The bytes calls (lsock-stream-bytes.c), started with the substream's
+ * pending flag set; reported with an LsockAsyncResult or a GTask whose
+ * source tag is the public _async() function */
+void          _lsock_stream_send_bytes_async_impl    (LsockStream         *self,
+                                                      GBytes              *bytes,
+                                                      int                  io_priority,
+                                                      GCancellable        *cancellable,
+                                                      GAsyncReadyCallback  callback,
+                                                      gpointer             user_data);
+void          _lsock_stream_receive_bytes_async_impl (LsockStream         *self,
+                                                      gsize                max_bytes,
+                                                      int                  io_priority,
+                                                      GCancellable        *cancellable,
+                                                      GAsyncReadyCallback  callback,
+                                                      gpointer             user_data);
+
 /* G_IO_ERROR_PENDING while the stream or a substream has an operation
  * pending: before the socket is handed over */
 gboolean      _lsock_stream_check_not_pending     (LsockStream   *self,

@@ -795,3 +795,37 @@ _lsock_stream_dbus_stream_impl (LsockStream           *self,
   *mechanism = "EXTERNAL";
   return G_IO_STREAM (g_socket_connection_factory_create_connection (socket));
 }
+
+/* ---------------------------------------------------------------------- */
+/* The bytes calls: straight to the connection's engine, no GTask */
+
+void
+_lsock_stream_send_bytes_async_impl (LsockStream         *self,
+                                     GBytes              *bytes,
+                                     int                  io_priority,
+                                     GCancellable        *cancellable,
+                                     GAsyncReadyCallback  callback,
+                                     gpointer             user_data)
+{
+  gsize size;
+  gconstpointer data = g_bytes_get_data (bytes, &size);
+
+  _lsock_unix_conn_io_async_full (self->conn, self, LSOCK_DIRECTION_WRITE, LSOCK_IO_ALL,
+                                  (gpointer) data, size, bytes, G_OBJECT (self->output),
+                                  io_priority, cancellable, callback, user_data,
+                                  lsock_stream_send_bytes_async);
+}
+
+void
+_lsock_stream_receive_bytes_async_impl (LsockStream         *self,
+                                        gsize                max_bytes,
+                                        int                  io_priority,
+                                        GCancellable        *cancellable,
+                                        GAsyncReadyCallback  callback,
+                                        gpointer             user_data)
+{
+  _lsock_unix_conn_io_async_full (self->conn, self, LSOCK_DIRECTION_READ, LSOCK_IO_RECEIVE_BYTES,
+                                  g_malloc (max_bytes), max_bytes, NULL, G_OBJECT (self->input),
+                                  io_priority, cancellable, callback, user_data,
+                                  lsock_stream_receive_bytes_async);
+}

@@ -1590,3 +1590,73 @@ _lsock_stream_dbus_stream_impl (LsockStream           *self,
   *mechanism = "ANONYMOUS";
   return g_object_ref (G_IO_STREAM (self));
 }
+
+/* ---------------------------------------------------------------------- */
+/* The bytes calls: the usual GIO calls on the substreams */
+
+static void
+send_bytes_win32_cb (GObject      *source,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  GTask *task = user_data;
+  GError *error = NULL;
+
+  if (g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+  g_object_unref (task);
+}
+
+static void
+receive_bytes_win32_cb (GObject      *source,
+                        GAsyncResult *result,
+                        gpointer      user_data)
+{
+  GTask *task = user_data;
+  GError *error = NULL;
+  GBytes *bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result, &error);
+
+  if (bytes != NULL)
+    g_task_return_pointer (task, bytes, (GDestroyNotify) g_bytes_unref);
+  else
+    g_task_return_error (task, error);
+  g_object_unref (task);
+}
+
+void
+_lsock_stream_send_bytes_async_impl (LsockStream         *self,
+                                     GBytes              *bytes,
+                                     int                  io_priority,
+                                     GCancellable        *cancellable,
+                                     GAsyncReadyCallback  callback,
+                                     gpointer             user_data)
+{
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+  gsize size;
+  gconstpointer data = g_bytes_get_data (bytes, &size);
+
+  g_task_set_source_tag (task, lsock_stream_send_bytes_async);
+  g_task_set_task_data (task, g_bytes_ref (bytes), (GDestroyNotify) g_bytes_unref);
+  /* write_all_async() takes the pending flag itself */
+  g_output_stream_clear_pending (self->output);
+  g_output_stream_write_all_async (self->output, data, size, io_priority, cancellable,
+                                   send_bytes_win32_cb, task);
+}
+
+void
+_lsock_stream_receive_bytes_async_impl (LsockStream         *self,
+                                        gsize                max_bytes,
+                                        int                  io_priority,
+                                        GCancellable        *cancellable,
+                                        GAsyncReadyCallback  callback,
+                                        gpointer             user_data)
+{
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, lsock_stream_receive_bytes_async);
+  g_input_stream_clear_pending (self->input);
+  g_input_stream_read_bytes_async (self->input, max_bytes, io_priority, cancellable,
+                                   receive_bytes_win32_cb, task);
+}
