@@ -274,9 +274,12 @@ _lsock_reactor_ref (LsockReactor *reactor)
  * done with lsock keeps nothing of it (no epoll fd, no source), and lets
  * go of it. A user that finds it in the registry meanwhile revives it; the
  * check under the registry lock sees that. The context goes after the
- * source is destroyed (the context then forgets it), never from the
- * source's finalize, which GLib calls between locking the context and
- * unlocking it. */
+ * source is destroyed and after our reference to the source: a destroyed
+ * source still points at its context, which its last unref locks, so the
+ * context must outlive it (each user holds a reference to the source, so
+ * ours is the last but for an iteration of the context, whose thread
+ * holds the context). Never from the source's finalize, which GLib calls
+ * between locking the context and unlocking it. */
 void
 _lsock_reactor_unref (LsockReactor *reactor)
 {
@@ -296,8 +299,8 @@ _lsock_reactor_unref (LsockReactor *reactor)
         }
       G_UNLOCK (registry);
     }
-  g_clear_pointer (&context, g_main_context_unref);
   g_source_unref (&reactor->source);
+  g_clear_pointer (&context, g_main_context_unref);
 }
 
 GMainContext *
