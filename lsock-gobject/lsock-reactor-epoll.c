@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 /* The reactor on Linux: the context polls one epoll fd, whatever the
- * number of watches. Each fd is registered once, edge-triggered, for
+ * number of watches (but for the first few, which it polls itself: see
+ * lsock-reactor-poll.c). Each fd is registered once, edge-triggered, for
  * input (and urgent data and hang-up, which epoll reports anyway), and
  * for output only while it is wanted: otherwise every read by the peer,
  * which makes room in the buffer, would wake us. Edges are reported
@@ -71,6 +72,12 @@ epoll_add (LsockReactor  *reactor,
 {
   struct epoll_event ev = { .events = watch_events (watch), .data.ptr = watch };
 
+  if (reactor->n_polled < reactor->polled_max)
+    {
+      _lsock_reactor_polled_add (reactor, watch);
+      return TRUE;
+    }
+
   if (epoll_ctl (reactor->epfd, EPOLL_CTL_ADD, watch->fd, &ev) != 0)
     {
       int errsv = errno;
@@ -87,19 +94,32 @@ static void
 epoll_set_conditions (LsockReactor *reactor,
                       LsockWatch   *watch)
 {
-  struct epoll_event ev = { .events = watch_events (watch), .data.ptr = watch };
+  guint32 events;
 
-  if (ev.events == watch->events)
+  if (watch->polled)
+    {
+      _lsock_reactor_polled_set_conditions (reactor, watch);
+      return;
+    }
+
+  events = watch_events (watch);
+  if (events == watch->events)
     return;
   /* Cannot fail for a registered, open fd */
-  if (epoll_ctl (reactor->epfd, EPOLL_CTL_MOD, watch->fd, &ev) == 0)
-    watch->events = ev.events;
+  if (epoll_ctl (reactor->epfd, EPOLL_CTL_MOD, watch->fd,
+                 &(struct epoll_event) { .events = events, .data.ptr = watch }) == 0)
+    watch->events = events;
 }
 
 static void
 epoll_remove (LsockReactor *reactor,
               LsockWatch   *watch)
 {
+  if (watch->polled)
+    {
+      _lsock_reactor_polled_remove (reactor, watch);
+      return;
+    }
   /* Under the reactor lock, like every epoll_wait(): no event for this
    * watch is returned from here on */
   epoll_ctl (reactor->epfd, EPOLL_CTL_DEL, watch->fd, NULL);
@@ -108,7 +128,8 @@ epoll_remove (LsockReactor *reactor,
 static gboolean
 epoll_check (LsockReactor *reactor)
 {
-  return g_source_query_unix_fd (&reactor->source, reactor->epfd_tag) != 0;
+  return g_source_query_unix_fd (&reactor->source, reactor->epfd_tag) != 0 ||
+         (reactor->polled != NULL && _lsock_reactor_polled_check (reactor));
 }
 
 static guint
@@ -117,18 +138,26 @@ epoll_collect (LsockReactor    *reactor,
                guint            max)
 {
   struct epoll_event events[64];
+  guint n_ready = 0;
   int n;
 
+  if (reactor->polled != NULL)
+    n_ready = _lsock_reactor_polled_collect (reactor, ready, max);
+  /* Only when the context's poll() said so: no epoll_wait() for nothing */
+  if (n_ready == max || g_source_query_unix_fd (&reactor->source, reactor->epfd_tag) == 0)
+    return n_ready;
+
   do
-    n = epoll_wait (reactor->epfd, events, MIN (max, G_N_ELEMENTS (events)), 0);
+    n = epoll_wait (reactor->epfd, events, MIN (max - n_ready, G_N_ELEMENTS (events)), 0);
   while (n < 0 && errno == EINTR);
 
   for (int i = 0; i < n; i++)
     {
-      ready[i].watch = _lsock_watch_ref (events[i].data.ptr);
-      ready[i].condition = condition_from_events (events[i].events);
+      ready[n_ready].watch = _lsock_watch_ref (events[i].data.ptr);
+      ready[n_ready].condition = condition_from_events (events[i].events);
+      n_ready++;
     }
-  return MAX (n, 0);
+  return n_ready;
 }
 
 const LsockReactorImpl _lsock_reactor_epoll_impl = {

@@ -3,12 +3,98 @@
 
 #include "lsock-reactor-private.h"
 
-/* The portable reactor: each watch is an fd of the reactor's source, polled
- * by the context itself, level-triggered, for the conditions wanted. While
- * nothing is wanted the fd leaves the source: poll() reports a hang-up
- * whatever it is asked for, and a hung-up socket that nobody reads would
- * wake the context for ever. Used where there is no epoll, and where
- * epoll_create1() fails. */
+/* Watches the context polls itself: each is an fd of the reactor's source,
+ * level-triggered, for the conditions wanted. That is every watch of the
+ * portable reactor (where there is no epoll, and where epoll_create1()
+ * fails), and the first few of an epoll one (lsock-reactor-epoll.c).
+ *
+ * A watch that stops wanting anything keeps its fd in the source until it
+ * is reported again: a reader that reads one message and waits for the
+ * next changes nothing in the context. Reported while nothing is wanted,
+ * the fd leaves the source: poll() reports a hang-up whatever it is asked
+ * for, and a hung-up socket that nobody reads would wake the context for
+ * ever. */
+
+void
+_lsock_reactor_polled_add (LsockReactor *reactor,
+                           LsockWatch   *watch)
+{
+  watch->polled = TRUE;
+  reactor->polled = g_list_concat (&watch->link, reactor->polled);
+  reactor->n_polled++;
+}
+
+void
+_lsock_reactor_polled_set_conditions (LsockReactor *reactor,
+                                      LsockWatch   *watch)
+{
+  /* Nothing wanted: see above */
+  if (watch->conditions == 0 || watch->conditions == watch->events)
+    return;
+  if (watch->tag == NULL)
+    watch->tag = g_source_add_unix_fd (&reactor->source, watch->fd, watch->conditions);
+  else
+    g_source_modify_unix_fd (&reactor->source, watch->tag, watch->conditions);
+  watch->events = watch->conditions;
+}
+
+static void
+polled_drop_fd (LsockReactor *reactor,
+                LsockWatch   *watch)
+{
+  if (watch->tag != NULL)
+    g_source_remove_unix_fd (&reactor->source, g_steal_pointer (&watch->tag));
+  watch->events = 0;
+}
+
+void
+_lsock_reactor_polled_remove (LsockReactor *reactor,
+                              LsockWatch   *watch)
+{
+  polled_drop_fd (reactor, watch);
+  reactor->polled = g_list_remove_link (reactor->polled, &watch->link);
+  reactor->n_polled--;
+}
+
+gboolean
+_lsock_reactor_polled_check (LsockReactor *reactor)
+{
+  for (GList *l = reactor->polled; l != NULL; l = l->next)
+    {
+      LsockWatch *watch = l->data;
+
+      if (watch->tag != NULL && g_source_query_unix_fd (&reactor->source, watch->tag) != 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+guint
+_lsock_reactor_polled_collect (LsockReactor    *reactor,
+                               LsockReadyWatch *ready,
+                               guint            max)
+{
+  guint n = 0;
+
+  for (GList *l = reactor->polled; l != NULL && n < max; l = l->next)
+    {
+      LsockWatch *watch = l->data;
+      GIOCondition condition;
+
+      if (watch->tag == NULL)
+        continue;
+      condition = g_source_query_unix_fd (&reactor->source, watch->tag);
+      if (condition == 0)
+        continue;
+      /* Told once; not again until something is wanted */
+      if (watch->conditions == 0)
+        polled_drop_fd (reactor, watch);
+      ready[n].watch = _lsock_watch_ref (watch);
+      ready[n].condition = condition;
+      n++;
+    }
+  return n;
+}
 
 static gboolean
 poll_init (LsockReactor *reactor)
@@ -26,67 +112,8 @@ poll_add (LsockReactor  *reactor,
           LsockWatch    *watch,
           GError       **error)
 {
+  _lsock_reactor_polled_add (reactor, watch);
   return TRUE;
-}
-
-static void
-poll_set_conditions (LsockReactor *reactor,
-                     LsockWatch   *watch)
-{
-  if (watch->conditions == 0)
-    {
-      if (watch->tag != NULL)
-        g_source_remove_unix_fd (&reactor->source, g_steal_pointer (&watch->tag));
-    }
-  else if (watch->tag == NULL)
-    watch->tag = g_source_add_unix_fd (&reactor->source, watch->fd, watch->conditions);
-  else
-    g_source_modify_unix_fd (&reactor->source, watch->tag, watch->conditions);
-}
-
-static void
-poll_remove (LsockReactor *reactor,
-             LsockWatch   *watch)
-{
-  if (watch->tag != NULL)
-    g_source_remove_unix_fd (&reactor->source, g_steal_pointer (&watch->tag));
-}
-
-static gboolean
-poll_check (LsockReactor *reactor)
-{
-  for (GList *l = reactor->watches; l != NULL; l = l->next)
-    {
-      LsockWatch *watch = l->data;
-
-      if (watch->tag != NULL && g_source_query_unix_fd (&reactor->source, watch->tag) != 0)
-        return TRUE;
-    }
-  return FALSE;
-}
-
-static guint
-poll_collect (LsockReactor    *reactor,
-              LsockReadyWatch *ready,
-              guint            max)
-{
-  guint n = 0;
-
-  for (GList *l = reactor->watches; l != NULL && n < max; l = l->next)
-    {
-      LsockWatch *watch = l->data;
-      GIOCondition condition;
-
-      if (watch->tag == NULL)
-        continue;
-      condition = g_source_query_unix_fd (&reactor->source, watch->tag);
-      if (condition == 0)
-        continue;
-      ready[n].watch = _lsock_watch_ref (watch);
-      ready[n].condition = condition;
-      n++;
-    }
-  return n;
 }
 
 const LsockReactorImpl _lsock_reactor_poll_impl = {
@@ -94,8 +121,8 @@ const LsockReactorImpl _lsock_reactor_poll_impl = {
   .init = poll_init,
   .finalize = poll_finalize,
   .add = poll_add,
-  .set_conditions = poll_set_conditions,
-  .remove = poll_remove,
-  .check = poll_check,
-  .collect = poll_collect,
+  .set_conditions = _lsock_reactor_polled_set_conditions,
+  .remove = _lsock_reactor_polled_remove,
+  .check = _lsock_reactor_polled_check,
+  .collect = _lsock_reactor_polled_collect,
 };

@@ -19,12 +19,18 @@ G_BEGIN_DECLS
  * elsewhere, or when epoll is unavailable, through the context's own poll
  * (lsock-reactor-poll.c).
  *
+ * The first few watches of a reactor on epoll (_lsock_reactor_polled_max)
+ * are polled by the context itself, beside the epoll fd: a service with a
+ * handful of connections then learns of input from the context's one
+ * poll(), with no epoll_wait() behind it.
+ *
  * It only says what became ready: what to do about it is its users'
  * business. A watch's function is called from the reactor's dispatch with
  * the conditions that became ready: on epoll every edge of input, urgent
  * data, hang-up and error (whether wanted or not: users remember
- * readiness), and of output while it is wanted; on poll, what was wanted
- * and is ready now (level-triggered). A user must therefore treat a
+ * readiness), and of output while it is wanted; on a watch the context
+ * polls, what is wanted and ready now (level-triggered), and, once, what
+ * was ready when it stopped being wanted. A user must therefore treat a
  * condition as ready until a system call fails with EAGAIN, and only then
  * ask for it with _lsock_watch_set_conditions().
  *
@@ -110,6 +116,9 @@ gpointer      _lsock_watch_get_user_data         (LsockWatch        *watch);
 
 /* Tests: non-zero makes new reactors use poll even where epoll works */
 extern int _lsock_reactor_force_poll;
+/* How many watches of a new epoll reactor the context polls directly;
+ * tests set 0 to put every watch on epoll */
+extern int _lsock_reactor_polled_max;
 
 /* ------------------------------------------------------------------------
  * For the implementations (lsock-reactor-epoll.c, lsock-reactor-poll.c)
@@ -158,7 +167,10 @@ struct _LsockReactor
 
   /* Guards the watches and the implementation's state */
   GMutex                  lock;
-  GList                  *watches;   /* LsockWatch*, for the poll implementation */
+  GList                  *polled;    /* LsockWatch*: those the context polls */
+  guint                   n_polled;
+  guint                   polled_max;
+  guint                   n_watches;
 
   /* Guards deferred; taken with nothing else of ours inside it */
   GMutex                  defer_lock;
@@ -180,11 +192,25 @@ struct _LsockWatch
   GDestroyNotify   notify;
   /* Under reactor->lock */
   gboolean         destroyed;
+  gboolean         polled;       /* by the context, not on epoll */
   GIOCondition     conditions;   /* wanted */
-  guint32          events;       /* epoll: registered */
-  gpointer         tag;          /* poll: the source's fd tag, NULL while
-                                  * nothing is wanted */
-  GList            link;         /* in reactor->watches */
+  guint32          events;       /* registered: epoll events, or the
+                                  * source fd's conditions */
+  gpointer         tag;          /* polled: the source's fd tag, or NULL */
+  GList            link;         /* polled: in reactor->polled */
 };
+
+/* Watches the context polls (lsock-reactor-poll.c): all of a poll reactor,
+ * the first few of an epoll one. Called with reactor->lock held. */
+void     _lsock_reactor_polled_add            (LsockReactor    *reactor,
+                                               LsockWatch      *watch);
+void     _lsock_reactor_polled_set_conditions (LsockReactor    *reactor,
+                                               LsockWatch      *watch);
+void     _lsock_reactor_polled_remove         (LsockReactor    *reactor,
+                                               LsockWatch      *watch);
+gboolean _lsock_reactor_polled_check          (LsockReactor    *reactor);
+guint    _lsock_reactor_polled_collect        (LsockReactor    *reactor,
+                                               LsockReadyWatch *ready,
+                                               guint            max);
 
 G_END_DECLS

@@ -8,6 +8,10 @@
  * for what it promises. */
 
 int _lsock_reactor_force_poll = 0;
+/* A context's poll() of a few fds costs less than a poll() of the epoll
+ * fd and an epoll_wait() after it; many cost more (each is a wait queue
+ * entry made and removed in every iteration) */
+int _lsock_reactor_polled_max = 4;
 
 /* Watches served per dispatch. More stay ready for the next one: epoll
  * keeps them on its ready list, poll reports them again. */
@@ -175,7 +179,7 @@ reactor_finalize (GSource *source)
 {
   LsockReactor *reactor = (LsockReactor *) source;
 
-  g_assert (reactor->watches == NULL);
+  g_assert (reactor->polled == NULL && reactor->n_watches == 0);
   reactor->impl->finalize (reactor);
   g_mutex_clear (&reactor->lock);
   g_mutex_clear (&reactor->defer_lock);
@@ -204,10 +208,14 @@ reactor_new (GMainContext *context,
   reactor->epfd = -1;
 
   reactor->impl = &_lsock_reactor_poll_impl;
+  reactor->polled_max = G_MAXUINT;
 #ifdef __linux__
   if (!g_atomic_int_get (&_lsock_reactor_force_poll) &&
       _lsock_reactor_epoll_impl.init (reactor))
-    reactor->impl = &_lsock_reactor_epoll_impl;
+    {
+      reactor->impl = &_lsock_reactor_epoll_impl;
+      reactor->polled_max = MAX (g_atomic_int_get (&_lsock_reactor_polled_max), 0);
+    }
   else
 #endif
     _lsock_reactor_poll_impl.init (reactor);
@@ -365,7 +373,7 @@ _lsock_reactor_add_watch (LsockReactor    *reactor,
       g_free (watch);
       return NULL;
     }
-  reactor->watches = g_list_concat (&watch->link, reactor->watches);
+  reactor->n_watches++;
   g_mutex_unlock (&reactor->lock);
 
   /* Only now: a failed watch leaves @user_data to the caller */
@@ -399,7 +407,7 @@ _lsock_watch_destroy (LsockWatch *watch)
     {
       watch->destroyed = TRUE;
       reactor->impl->remove (reactor, watch);
-      reactor->watches = g_list_remove_link (reactor->watches, &watch->link);
+      reactor->n_watches--;
     }
   g_mutex_unlock (&reactor->lock);
 
