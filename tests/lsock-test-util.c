@@ -206,8 +206,14 @@ void
 lsock_test_reactor_from_env (void)
 {
 #ifndef G_OS_WIN32
-  if (g_strcmp0 (g_getenv ("LSOCK_TEST_REACTOR"), "poll") == 0)
+  const char *reactor = g_getenv ("LSOCK_TEST_REACTOR");
+
+  /* "poll": the portable reactor; "epoll": epoll for every watch, none
+   * polled by the context itself */
+  if (g_strcmp0 (reactor, "poll") == 0)
     g_atomic_int_set (&_lsock_reactor_force_poll, 1);
+  else if (g_strcmp0 (reactor, "epoll") == 0)
+    g_atomic_int_set (&_lsock_reactor_polled_max, 0);
 #endif
 }
 

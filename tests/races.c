@@ -428,6 +428,7 @@ main (int   argc,
   int ret;
 
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+  lsock_test_reactor_from_env ();
 
   g_test_add_data_func ("/lsock/races/accept-async-vs-close/plain",
                         GINT_TO_POINTER (FALSE), test_accept_async_vs_close);
