@@ -94,7 +94,9 @@ read_async_exactly (LsockStream *stream,
 /* "epoll": every watch on epoll; "polled": an epoll reactor, whose first
  * watches the context polls itself (the default); "poll": the portable
  * reactor */
+#ifdef G_OS_UNIX
 static int default_polled_max = -1;
+#endif
 
 static void
 use_reactor (const char *kind)
