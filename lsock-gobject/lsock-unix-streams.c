@@ -217,6 +217,175 @@ lsock_unix_output_stream_write_nonblocking (GPollableOutputStream  *stream,
                               (void *) buffer, count, FALSE, NULL, error);
 }
 
+/* ---- splice_async() ---------------------------------------------------- */
+
+/* GOutputStream's own splice_async() reads 8 KiB at a time and writes each
+ * piece with write_async(), which may write less: two operations per 8 KiB
+ * at best. This one reads up to SPLICE_CHUNK and writes all of each piece
+ * with one operation, still through the source's read_async() (whatever
+ * stream it is) and with one GTask for the whole splice. */
+#define SPLICE_CHUNK (64 * 1024)
+
+typedef struct
+{
+  GInputStream *source;
+  GOutputStreamSpliceFlags flags;
+  char   *buffer;
+  gssize  copied;
+  GError *error;
+} SpliceData;
+
+static void
+splice_data_free (gpointer data)
+{
+  SpliceData *splice = data;
+
+  g_object_unref (splice->source);
+  g_free (splice->buffer);
+  g_clear_error (&splice->error);
+  g_free (splice);
+}
+
+static void
+splice_return (GTask *task)
+{
+  SpliceData *splice = g_task_get_task_data (task);
+
+  if (splice->error != NULL)
+    g_task_return_error (task, g_steal_pointer (&splice->error));
+  else
+    g_task_return_int (task, splice->copied);
+  g_object_unref (task);
+}
+
+static void
+splice_source_closed_cb (GObject      *source,
+                         GAsyncResult *result,
+                         gpointer      user_data)
+{
+  GTask *task = user_data;
+  SpliceData *splice = g_task_get_task_data (task);
+
+  /* The first error is the one to report */
+  g_input_stream_close_finish (G_INPUT_STREAM (source), result,
+                               splice->error == NULL ? &splice->error : NULL);
+  splice_return (task);
+}
+
+/* At the end of the source, or at the first error */
+static void
+splice_done (GTask *task)
+{
+  SpliceData *splice = g_task_get_task_data (task);
+
+  if (splice->flags & G_OUTPUT_STREAM_SPLICE_CLOSE_SOURCE)
+    g_input_stream_close_async (splice->source, g_task_get_priority (task),
+                                g_task_get_cancellable (task), splice_source_closed_cb, task);
+  else
+    splice_return (task);
+}
+
+static void splice_read (GTask *task);
+
+static void
+splice_written_cb (GObject      *stream,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  GTask *task = user_data;
+  SpliceData *splice = g_task_get_task_data (task);
+  gssize n = _lsock_unix_conn_io_finish (stream, result, splice_written_cb, &splice->error);
+
+  if (n < 0)
+    {
+      splice_done (task);
+      return;
+    }
+  /* As GIO's: a count past G_MAXSSIZE stays there */
+  splice->copied = (gsize) splice->copied + n > G_MAXSSIZE ? G_MAXSSIZE : splice->copied + n;
+  splice_read (task);
+}
+
+static void
+splice_read_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  GTask *task = user_data;
+  SpliceData *splice = g_task_get_task_data (task);
+  GOutputStream *stream = g_task_get_source_object (task);
+  gssize n = g_input_stream_read_finish (splice->source, result, &splice->error);
+
+  if (n <= 0)
+    {
+      splice_done (task);
+      return;
+    }
+  /* All of it, however many system calls that takes */
+  _lsock_unix_conn_io_async_full (OUTPUT_CONN (stream), stream, LSOCK_DIRECTION_WRITE,
+                                  LSOCK_IO_ALL, splice->buffer, n, NULL, NULL,
+                                  g_task_get_priority (task), g_task_get_cancellable (task),
+                                  splice_written_cb, task, splice_written_cb);
+}
+
+static void
+splice_read (GTask *task)
+{
+  SpliceData *splice = g_task_get_task_data (task);
+
+  g_input_stream_read_async (splice->source, splice->buffer, SPLICE_CHUNK,
+                             g_task_get_priority (task), g_task_get_cancellable (task),
+                             splice_read_cb, task);
+}
+
+static void
+lsock_unix_output_stream_splice_async (GOutputStream            *stream,
+                                       GInputStream             *source,
+                                       GOutputStreamSpliceFlags  flags,
+                                       int                       io_priority,
+                                       GCancellable             *cancellable,
+                                       GAsyncReadyCallback       callback,
+                                       gpointer                  user_data)
+{
+  GTask *task;
+  SpliceData *splice;
+
+  /* Closing the target is GOutputStream's to do (it marks the stream
+   * closed, which a subclass cannot), and only its own splice can */
+  if (flags & G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET)
+    {
+      G_OUTPUT_STREAM_CLASS (lsock_unix_output_stream_parent_class)->splice_async (
+          stream, source, flags, io_priority, cancellable, callback, user_data);
+      return;
+    }
+
+  task = g_task_new (stream, cancellable, callback, user_data);
+  g_task_set_source_tag (task, lsock_unix_output_stream_splice_async);
+  g_task_set_name (task, "[lsock] splice");
+  g_task_set_priority (task, io_priority);
+  splice = g_new0 (SpliceData, 1);
+  splice->source = g_object_ref (source);
+  splice->flags = flags;
+  splice->buffer = g_malloc (SPLICE_CHUNK);
+  g_task_set_task_data (task, splice, splice_data_free);
+
+  splice_read (task);
+}
+
+static gssize
+lsock_unix_output_stream_splice_finish (GOutputStream  *stream,
+                                        GAsyncResult   *result,
+                                        GError        **error)
+{
+  if (!g_async_result_is_tagged (result, lsock_unix_output_stream_splice_async))
+    return G_OUTPUT_STREAM_CLASS (lsock_unix_output_stream_parent_class)->splice_finish (
+        stream, result, error);
+
+  g_return_val_if_fail (g_task_is_valid (result, stream), -1);
+
+  return g_task_propagate_int (G_TASK (result), error);
+}
+
 static void
 lsock_unix_output_stream_finalize (GObject *object)
 {
@@ -235,6 +404,8 @@ lsock_unix_output_stream_class_init (LsockUnixOutputStreamClass *klass)
   output_class->write_fn = lsock_unix_output_stream_write;
   output_class->write_async = lsock_unix_output_stream_write_async;
   output_class->write_finish = lsock_unix_output_stream_write_finish;
+  output_class->splice_async = lsock_unix_output_stream_splice_async;
+  output_class->splice_finish = lsock_unix_output_stream_splice_finish;
   _lsock_output_stream_class_set_close (output_class);
 }
 

@@ -765,6 +765,184 @@ test_close_ends_pending (gconstpointer data)
   pair_close (&pair);
 }
 
+/* ---- splice ----------------------------------------------------------- */
+
+#define SPLICE_SIZE (3 * 1024 * 1024 + 13)
+
+typedef struct
+{
+  gboolean done;
+  gssize   n;
+  GError  *error;
+} SpliceLog;
+
+static void
+splice_log_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  SpliceLog *log = user_data;
+
+  log->n = g_output_stream_splice_finish (G_OUTPUT_STREAM (source), result, &log->error);
+  log->done = TRUE;
+}
+
+/* Writes SPLICE_SIZE bytes of the pattern in uneven pieces, then closes */
+static gpointer
+splice_writer (gpointer data)
+{
+  LsockStream *stream = data;
+  g_autofree guint8 *buf = g_malloc (SPLICE_SIZE);
+  gsize off = 0;
+
+  lsock_test_fill_pattern (buf, 0, SPLICE_SIZE, 7);
+  while (off < SPLICE_SIZE)
+    {
+      g_autoptr(GError) error = NULL;
+      gsize n = MIN (100 * 1024 + 7, SPLICE_SIZE - off);
+
+      g_assert_true (g_output_stream_write_all (out_of (stream), buf + off, n, NULL, NULL, &error));
+      g_assert_no_error (error);
+      off += n;
+    }
+  g_assert_true (g_io_stream_close (G_IO_STREAM (stream), NULL, NULL));
+  return NULL;
+}
+
+/* Reads exactly SPLICE_SIZE bytes and checks them */
+static gpointer
+splice_reader (gpointer data)
+{
+  LsockStream *stream = data;
+  g_autofree guint8 *buf = g_malloc (SPLICE_SIZE);
+  g_autoptr(GError) error = NULL;
+  gsize n = 0;
+
+  g_assert_true (g_input_stream_read_all (in_of (stream), buf, SPLICE_SIZE, &n, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (n, ==, SPLICE_SIZE);
+  lsock_test_assert_pattern (buf, 0, SPLICE_SIZE, 7);
+  return NULL;
+}
+
+/* From one connection to another, with each flag: every byte arrives, in
+ * order, the count is right, and only what the flags say is closed */
+static void
+test_splice_between (gconstpointer data)
+{
+  const char *kind = data;
+  GOutputStreamSpliceFlags flags[] = {
+    G_OUTPUT_STREAM_SPLICE_NONE,
+    G_OUTPUT_STREAM_SPLICE_CLOSE_SOURCE,
+    G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET,
+    G_OUTPUT_STREAM_SPLICE_CLOSE_SOURCE | G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET,
+  };
+
+  if (skip_unless_reactor (kind))
+    return;
+
+  for (guint i = 0; i < G_N_ELEMENTS (flags); i++)
+    {
+      LsockTestPair from = { 0 }, to = { 0 };
+      SpliceLog log = { 0 };
+      GThread *writer, *reader;
+
+      pair_open (&from);
+      pair_open (&to);
+      g_output_stream_splice_async (out_of (to.server), in_of (from.server), flags[i],
+                                    G_PRIORITY_DEFAULT, NULL, splice_log_cb, &log);
+      writer = g_thread_new ("splice-writer", splice_writer, from.client);
+      reader = g_thread_new ("splice-reader", splice_reader, to.client);
+      if (!lsock_test_wait_bounded (log.done, HANG_MS))
+        g_error ("The splice with flags %d stalled", flags[i]);
+      g_thread_join (writer);
+      g_thread_join (reader);
+      g_assert_no_error (log.error);
+      g_assert_cmpint (log.n, ==, SPLICE_SIZE);
+
+      g_assert_false (g_output_stream_has_pending (out_of (to.server)));
+      g_assert_false (g_input_stream_has_pending (in_of (from.server)));
+      g_assert_cmpint (g_input_stream_is_closed (in_of (from.server)), ==,
+                       !!(flags[i] & G_OUTPUT_STREAM_SPLICE_CLOSE_SOURCE));
+      g_assert_cmpint (g_output_stream_is_closed (out_of (to.server)), ==,
+                       !!(flags[i] & G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET));
+      if (!(flags[i] & G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET))
+        {
+          /* The target is free for the next write */
+          send_all (to.server, "more", 4);
+          read_async_exactly (to.client, "more", 4);
+        }
+      pair_close (&from);
+      pair_close (&to);
+      use_reactor (kind);
+    }
+}
+
+/* From a stream that is not a socket */
+static void
+test_splice_from_memory (gconstpointer data)
+{
+  const char *kind = data;
+  g_autofree guint8 *buf = g_malloc (SPLICE_SIZE);
+  g_autoptr(GInputStream) memory = NULL;
+  LsockTestPair pair = { 0 };
+  SpliceLog log = { 0 };
+  GThread *reader;
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+  lsock_test_fill_pattern (buf, 0, SPLICE_SIZE, 7);
+  memory = g_memory_input_stream_new_from_data (g_steal_pointer (&buf), SPLICE_SIZE, g_free);
+
+  g_output_stream_splice_async (out_of (pair.server), memory, G_OUTPUT_STREAM_SPLICE_CLOSE_SOURCE,
+                                G_PRIORITY_DEFAULT, NULL, splice_log_cb, &log);
+  reader = g_thread_new ("splice-reader", splice_reader, pair.client);
+  if (!lsock_test_wait_bounded (log.done, HANG_MS))
+    g_error ("The splice stalled");
+  g_thread_join (reader);
+  g_assert_no_error (log.error);
+  g_assert_cmpint (log.n, ==, SPLICE_SIZE);
+  g_assert_true (g_input_stream_is_closed (memory));
+
+  pair_close (&pair);
+  g_assert_finalize_object (g_steal_pointer (&memory));
+}
+
+/* Cancelled while it waits: the splice says so, in a later iteration, and
+ * leaves both streams usable */
+static void
+test_splice_cancel (gconstpointer data)
+{
+  const char *kind = data;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  LsockTestPair pair = { 0 };
+  SpliceLog log = { 0 };
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+
+  g_output_stream_splice_async (out_of (pair.server), in_of (pair.server),
+                                G_OUTPUT_STREAM_SPLICE_NONE, G_PRIORITY_DEFAULT, cancellable,
+                                splice_log_cb, &log);
+  send_all (pair.client, "ping", 4);
+  read_async_exactly (pair.client, "ping", 4);
+  g_cancellable_cancel (cancellable);
+  g_assert_false (log.done);
+  g_assert_true (lsock_test_wait_bounded (log.done, HANG_MS));
+  g_assert_error (log.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&log.error);
+
+  /* Nothing was read past the cancellation, and nothing is pending */
+  send_all (pair.client, "pong", 4);
+  read_async_exactly (pair.server, "pong", 4);
+  send_all (pair.server, "back", 4);
+  read_async_exactly (pair.client, "back", 4);
+
+  pair_close (&pair);
+}
+
 static void
 add_on_each_reactor (const char *path,
                      GTestDataFunc func)
@@ -798,6 +976,9 @@ main (int   argc,
   add_on_each_reactor ("readiness/hang-up", test_hang_up);
   add_on_each_reactor ("readiness/zero-length", test_zero_length);
   add_on_each_reactor ("readiness/abort-then-data", test_abort_then_data);
+  add_on_each_reactor ("splice/between-connections", test_splice_between);
+  add_on_each_reactor ("splice/from-memory", test_splice_from_memory);
+  add_on_each_reactor ("splice/cancel", test_splice_cancel);
   add_on_each_reactor ("priorities", test_priorities);
   add_on_each_reactor ("results/fresh", test_results_fresh);
   add_on_each_reactor ("lifetime/pending-read-keeps-open", test_pending_read_keeps_open);
