@@ -37,7 +37,11 @@
  * descriptor per context on Linux), and report with a new
  * [class@Lsock.AsyncResult] each, never before the `_async()` call has
  * returned. Cancellables and [property@Lsock.Stream:timeout] work as for
- * blocking calls.
+ * blocking calls. [method@Gio.OutputStream.splice_async] into the output
+ * stream reads up to 64 KiB at a time from its source and writes each
+ * piece whole in one operation (with
+ * %G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET it is GIO's own splice, 8 KiB at a
+ * time).
  *
  * ## Lifetime and closing
  *
