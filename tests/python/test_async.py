@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from conftest import (Gio, GLib, Lsock, Worker, assert_io_error,
-                      run_until, unique, write_all)
+                      read_exactly, run_until, unique, write_all)
 
 PRIO = GLib.PRIORITY_DEFAULT
 CHUNK = 65536
@@ -545,3 +545,33 @@ def test_listener_without_a_name(no_glib_warnings):
     with pytest.raises(GLib.Error) as exc:
         listener.init(None)
     assert_io_error(exc, Gio.IOErrorEnum.INVALID_ARGUMENT)
+
+
+@pytest.mark.parametrize('flags', [Gio.OutputStreamSpliceFlags.NONE,
+                                   Gio.OutputStreamSpliceFlags.CLOSE_SOURCE |
+                                   Gio.OutputStreamSpliceFlags.CLOSE_TARGET])
+def test_splice_from_memory_into_stream(flags):
+    """splice_async() into an lsock stream from another kind of stream:
+    every byte arrives, the count is right, the flags are honoured."""
+    a, b = Lsock.Stream.new_pair()
+    data = bytes(i * 13 % 251 for i in range(256)) * 4099  # ~1 MiB, odd size
+    source = Gio.MemoryInputStream.new_from_bytes(GLib.Bytes.new(data))
+    reader = Worker(read_exactly, b.get_input_stream(), len(data))
+    reader.start()
+    state = {}
+
+    def done(stream, result):
+        state['n'] = stream.splice_finish(result)
+
+    a.get_output_stream().splice_async(source, flags, PRIO, None, done)
+    run_until(lambda: 'n' in state, what='the splice')
+    got = reader.join_result()
+
+    assert state['n'] == len(data)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    closing = bool(flags & Gio.OutputStreamSpliceFlags.CLOSE_SOURCE)
+    assert source.is_closed() == closing
+    assert a.get_output_stream().is_closed() == closing
+    a.close(None)
+    b.close(None)
+
