@@ -29,6 +29,10 @@ typedef struct
   int           priority;
 } ReactorKey;
 
+/* The reactor whose dispatch this thread is running (the innermost, if a
+ * callback iterates a context itself), or NULL */
+static GPrivate dispatching;
+
 G_LOCK_DEFINE_STATIC (registry);
 static GHashTable *registry;  /* ReactorKey* → LsockReactor*, each attached */
 
@@ -120,6 +124,9 @@ reactor_dispatch (GSource     *source,
   LsockDeferredList ready = { NULL, NULL };
   LsockReadyWatch ready_watches[MAX_READY_PER_DISPATCH];
   guint n_ready = 0;
+  LsockReactor *outer = g_private_get (&dispatching);
+
+  g_private_set (&dispatching, reactor);
 
   /* What was queued before this dispatch runs in it; what its callbacks
    * queue waits for the next one, so a peer that keeps us busy cannot
@@ -171,6 +178,7 @@ reactor_dispatch (GSource     *source,
       followup->run (followup);
     }
 
+  g_private_set (&dispatching, outer);
   return G_SOURCE_CONTINUE;
 }
 
@@ -333,6 +341,19 @@ void
 _lsock_reactor_defer (LsockReactor  *reactor,
                       LsockDeferred *deferred)
 {
+  /* From this reactor's own dispatch (a callback starting its next
+   * operation, the common case): the dispatch holds the reactor, runs
+   * what is queued once the callback returns, and nothing else can run it
+   * meanwhile, since only this thread dispatches the context now */
+  if (g_private_get (&dispatching) == reactor)
+    {
+      g_mutex_lock (&reactor->defer_lock);
+      _lsock_deferred_list_push (&reactor->deferred, deferred);
+      g_atomic_int_inc (&reactor->n_deferred);
+      g_mutex_unlock (&reactor->defer_lock);
+      return;
+    }
+
   /* Once queued, @deferred may run in the context's thread and let go of
    * the reactor before we are done here */
   _lsock_reactor_ref (reactor);
