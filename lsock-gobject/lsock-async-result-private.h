@@ -20,9 +20,6 @@ struct _LsockAsyncResult
   gssize               count;
   GError              *error;
   GBytes              *bytes;          /* what was received, for the bytes calls */
-  /* A substream whose pending flag the operation holds: cleared before
-   * the callback */
-  GObject             *clear_pending;
   /* The backend's state while the operation is in flight */
   gpointer             op;
 };
@@ -33,11 +30,26 @@ LsockAsyncResult *_lsock_async_result_new       (gpointer             source_obj
                                                  gpointer             user_data);
 /* Calls the callback (once) */
 void              _lsock_async_result_complete  (LsockAsyncResult    *result);
+
+/* Whether @result is one of ours: the type is final, so an exact match,
+ * without the walk up the type tree that LSOCK_IS_ASYNC_RESULT() makes */
+static inline gboolean
+_lsock_is_async_result (gpointer result)
+{
+  return result != NULL && G_TYPE_FROM_INSTANCE (result) == LSOCK_TYPE_ASYNC_RESULT;
+}
+
 /* Whether @result is one of ours made by @source_object for @source_tag:
  * what a _finish() function checks */
-gboolean          _lsock_async_result_is_valid  (GAsyncResult        *result,
-                                                 gpointer             source_object,
-                                                 gpointer             source_tag);
+static inline gboolean
+_lsock_async_result_is_valid (gpointer result,
+                              gpointer source_object,
+                              gpointer source_tag)
+{
+  return _lsock_is_async_result (result) &&
+         ((LsockAsyncResult *) result)->source_object == source_object &&
+         ((LsockAsyncResult *) result)->source_tag == source_tag;
+}
 /* The count, or -1 with the error (given to the first caller only) */
 gssize            _lsock_async_result_propagate (LsockAsyncResult    *result,
                                                  GError             **error);

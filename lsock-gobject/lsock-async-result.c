@@ -57,13 +57,12 @@ lsock_async_result_iface_init (GAsyncResultIface *iface)
 static void
 lsock_async_result_finalize (GObject *object)
 {
-  LsockAsyncResult *self = LSOCK_ASYNC_RESULT (object);
+  LsockAsyncResult *self = (LsockAsyncResult *) object;
 
   g_assert (self->op == NULL);
   g_clear_object (&self->source_object);
   g_clear_error (&self->error);
   g_clear_pointer (&self->bytes, g_bytes_unref);
-  g_clear_object (&self->clear_pending);
 
   G_OBJECT_CLASS (lsock_async_result_parent_class)->finalize (object);
 }
@@ -98,28 +97,9 @@ void
 _lsock_async_result_complete (LsockAsyncResult *self)
 {
   GAsyncReadyCallback callback = g_steal_pointer (&self->callback);
-  GObject *pending = g_steal_pointer (&self->clear_pending);
-
-  /* The operation is over before its callback hears of it, which may
-   * start the next one */
-  if (G_IS_INPUT_STREAM (pending))
-    g_input_stream_clear_pending (G_INPUT_STREAM (pending));
-  else if (G_IS_OUTPUT_STREAM (pending))
-    g_output_stream_clear_pending (G_OUTPUT_STREAM (pending));
-  g_clear_object (&pending);
 
   if (callback != NULL)
-    callback (self->source_object, G_ASYNC_RESULT (self), self->user_data);
-}
-
-gboolean
-_lsock_async_result_is_valid (GAsyncResult *result,
-                              gpointer      source_object,
-                              gpointer      source_tag)
-{
-  return LSOCK_IS_ASYNC_RESULT (result) &&
-         LSOCK_ASYNC_RESULT (result)->source_object == source_object &&
-         LSOCK_ASYNC_RESULT (result)->source_tag == source_tag;
+    callback (self->source_object, (GAsyncResult *) self, self->user_data);
 }
 
 gssize

@@ -149,16 +149,17 @@ lsock_stream_send_bytes_finish (LsockStream   *self,
   g_return_val_if_fail (LSOCK_IS_STREAM (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (G_IS_TASK (result))
+  /* Ours (Unix, when the operation started), or a GTask (an error
+   * reported at once, or the Windows backend) */
+  if (_lsock_is_async_result (result))
     {
-      g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
-      g_return_val_if_fail (g_async_result_is_tagged (result, lsock_stream_send_bytes_async),
-                            FALSE);
-      return g_task_propagate_boolean (G_TASK (result), error);
+      g_return_val_if_fail (_lsock_async_result_is_valid (result, self,
+                                                          lsock_stream_send_bytes_async), FALSE);
+      return _lsock_async_result_propagate ((LsockAsyncResult *) result, error) >= 0;
     }
-  g_return_val_if_fail (_lsock_async_result_is_valid (result, self,
-                                                      lsock_stream_send_bytes_async), FALSE);
-  return _lsock_async_result_propagate (LSOCK_ASYNC_RESULT (result), error) >= 0;
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (g_async_result_is_tagged (result, lsock_stream_send_bytes_async), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 /**
@@ -226,18 +227,17 @@ lsock_stream_receive_bytes_finish (LsockStream   *self,
   g_return_val_if_fail (LSOCK_IS_STREAM (self), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (G_IS_TASK (result))
+  if (_lsock_is_async_result (result))
     {
-      g_return_val_if_fail (g_task_is_valid (result, self), NULL);
-      g_return_val_if_fail (g_async_result_is_tagged (result, lsock_stream_receive_bytes_async),
-                            NULL);
-      return g_task_propagate_pointer (G_TASK (result), error);
+      g_return_val_if_fail (_lsock_async_result_is_valid (result, self,
+                                                          lsock_stream_receive_bytes_async), NULL);
+      r = (LsockAsyncResult *) result;
+      if (_lsock_async_result_propagate (r, error) < 0)
+        return NULL;
+      /* Given once, like a GTask's */
+      return g_steal_pointer (&r->bytes);
     }
-  g_return_val_if_fail (_lsock_async_result_is_valid (result, self,
-                                                      lsock_stream_receive_bytes_async), NULL);
-  r = LSOCK_ASYNC_RESULT (result);
-  if (_lsock_async_result_propagate (r, error) < 0)
-    return NULL;
-  /* Given once, like a GTask's */
-  return g_steal_pointer (&r->bytes);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_async_result_is_tagged (result, lsock_stream_receive_bytes_async), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
 }

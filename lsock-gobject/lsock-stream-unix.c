@@ -811,7 +811,7 @@ _lsock_stream_send_bytes_async_impl (LsockStream         *self,
   gconstpointer data = g_bytes_get_data (bytes, &size);
 
   _lsock_unix_conn_io_async_full (self->conn, self, LSOCK_DIRECTION_WRITE, LSOCK_IO_ALL,
-                                  (gpointer) data, size, bytes, G_OBJECT (self->output),
+                                  (gpointer) data, size, bytes, (GObject *) self->output,
                                   io_priority, cancellable, callback, user_data,
                                   lsock_stream_send_bytes_async);
 }
@@ -825,7 +825,8 @@ _lsock_stream_receive_bytes_async_impl (LsockStream         *self,
                                         gpointer             user_data)
 {
   _lsock_unix_conn_io_async_full (self->conn, self, LSOCK_DIRECTION_READ, LSOCK_IO_RECEIVE_BYTES,
-                                  g_malloc (max_bytes), max_bytes, NULL, G_OBJECT (self->input),
+                                  max_bytes > LSOCK_RECEIVE_SCRATCH ? g_malloc (max_bytes) : NULL,
+                                  max_bytes, NULL, (GObject *) self->input,
                                   io_priority, cancellable, callback, user_data,
                                   lsock_stream_receive_bytes_async);
 }

@@ -88,8 +88,14 @@ typedef enum
 {
   LSOCK_IO_ALL           = 1 << 0,  /* write all of it, however many calls */
   LSOCK_IO_RECEIVE_BYTES = 1 << 1,  /* the buffer (g_malloc()ed, ours from
-                                     * now) becomes the result's GBytes */
+                                     * now) becomes the result's GBytes; with
+                                     * no buffer, up to LSOCK_RECEIVE_SCRATCH
+                                     * is read onto the stack and copied */
 } LsockIoFlags;
+
+/* Below this, a copy of what came costs less than allocating for the most
+ * that could come and shrinking it after */
+#define LSOCK_RECEIVE_SCRATCH 4096
 
 /* As _lsock_unix_conn_io_async(), with @flags, holding @held (the owner of
  * @buffer, or NULL) until the operation is done, and clearing the pending

@@ -93,9 +93,12 @@ struct _IoOp
   LsockDeferred   deferred;       /* first: the reactor hands it back */
   LsockAsyncResult *result;       /* the caller's, reported once */
   LsockConn      *conn;           /* references, all dropped before the */
-  LsockReactor   *reactor;        /* callback: where it is reported */
-  LsockWatch     *watch;          /* where it waits */
+  LsockWatch     *watch;          /* callback: where it waits */
+  LsockReactor   *reactor;        /* where it is reported: the watch's, */
+  gboolean        owns_reactor;   /* or, with no watch, a reference */
   GCancellable   *cancellable;
+  GObject        *clear_pending;  /* the substream whose pending flag the
+                                   * operation holds, by its direction */
   GSource        *cancel_source;
   GSource        *timeout_source;
   LsockDirection  direction;
@@ -104,6 +107,7 @@ struct _IoOp
   gsize           count;
   gsize           done;           /* LSOCK_IO_ALL: written so far */
   GBytes         *held;           /* what the buffer belongs to */
+  GBytes         *received;       /* LSOCK_IO_RECEIVE_BYTES with no buffer */
   IoOutcome       outcome;
   gssize          n;
   int             errsv;
@@ -714,7 +718,18 @@ io_op_try (IoOp       *op,
   UnixConn *unix_conn = op->conn->backend;
   LsockDirection d = op->direction;
 
-  if (!(op->flags & LSOCK_IO_ALL))
+  if ((op->flags & LSOCK_IO_RECEIVE_BYTES) && op->buffer == NULL)
+    {
+      /* LSOCK_IO_RECEIVE_BYTES of a little: read here, then keep exactly
+       * what came, rather than allocate the most that could and shrink it
+       * after (a large malloc() and a realloc() per message) */
+      char scratch[LSOCK_RECEIVE_SCRATCH];
+
+      op->n = do_io (unix_conn->fd, d, scratch, op->count, MSG_DONTWAIT, &op->errsv);
+      if (op->n >= 0)
+        op->received = g_bytes_new (scratch, op->n);
+    }
+  else if (!(op->flags & LSOCK_IO_ALL))
     op->n = do_io (unix_conn->fd, d, op->buffer, op->count, MSG_DONTWAIT, &op->errsv);
   else
     {
@@ -800,8 +815,9 @@ find_watch (UnixConn     *unix_conn,
 }
 
 /* The connection's registration with the reactor of (@context, @priority),
- * made on first use; a new reference. NULL if the connection is closed,
- * or with @error if the system refuses. */
+ * made on first use (the caller looked with find_watch() first); a new
+ * reference. NULL if the connection is closed, or with @error if the
+ * system refuses. */
 static LsockWatch *
 conn_get_watch (LsockConn     *conn,
                 GMainContext  *context,
@@ -813,12 +829,6 @@ conn_get_watch (LsockConn     *conn,
   LsockWatch *watch;
   WatchState *state;
   int fd;
-
-  g_mutex_lock (&conn->lock);
-  watch = conn->closed ? NULL : find_watch (unix_conn, context, priority);
-  g_mutex_unlock (&conn->lock);
-  if (watch != NULL)
-    return watch;
 
   /* Two threads may make the first registration here at once: epoll
    * would refuse the second */
@@ -963,9 +973,19 @@ io_op_report (IoOp *op)
   result->op = NULL;
   if (op->flags & LSOCK_IO_RECEIVE_BYTES)
     {
-      /* The buffer becomes the result, no larger than what came */
-      if (result->count > 0)
-        result->bytes = g_bytes_new_take (g_realloc (op->buffer, result->count), result->count);
+      if (op->received != NULL)
+        {
+          result->bytes = result->count >= 0 ? g_steal_pointer (&op->received) : NULL;
+          g_clear_pointer (&op->received, g_bytes_unref);
+        }
+      else if (result->count > 0)
+        {
+          /* The buffer becomes the result, no larger than what came */
+          result->bytes = g_bytes_new_take ((gsize) result->count < op->count ?
+                                              g_realloc (op->buffer, result->count) :
+                                              op->buffer,
+                                            result->count);
+        }
       else
         {
           g_free (op->buffer);
@@ -976,10 +996,22 @@ io_op_report (IoOp *op)
   g_clear_pointer (&op->held, g_bytes_unref);
 
   /* Nothing of the connection is held by the time the caller hears back */
+  if (op->owns_reactor)
+    _lsock_reactor_unref (op->reactor);
   g_clear_pointer (&op->watch, _lsock_watch_unref);
-  g_clear_pointer (&op->reactor, _lsock_reactor_unref);
   g_clear_pointer (&op->conn, _lsock_conn_unref);
   g_clear_object (&op->cancellable);
+
+  /* The operation is over before its callback hears of it, which may
+   * start the next one */
+  if (op->clear_pending != NULL)
+    {
+      if (op->direction == LSOCK_DIRECTION_READ)
+        g_input_stream_clear_pending ((GInputStream *) op->clear_pending);
+      else
+        g_output_stream_clear_pending ((GOutputStream *) op->clear_pending);
+      g_object_unref (op->clear_pending);
+    }
   g_free (op);
 
   _lsock_async_result_complete (result);
@@ -1017,30 +1049,47 @@ _lsock_unix_conn_io_async_full (LsockConn          *conn,
                                 gpointer            user_data,
                                 gpointer            source_tag)
 {
+  UnixConn *unix_conn = conn->backend;
   GMainContext *context = g_main_context_get_thread_default ();
-  IoOp *op = g_new0 (IoOp, 1);
+  IoOp *op;
   gboolean waiting = FALSE;
+
+  g_assert (buffer != NULL || count == 0 ||
+            ((flags & LSOCK_IO_RECEIVE_BYTES) && count <= LSOCK_RECEIVE_SCRATCH));
 
   if (context == NULL)
     context = g_main_context_default ();
 
-  op->deferred.run = io_op_report_deferred;
-  op->result = _lsock_async_result_new (stream, source_tag, callback, user_data);
+  op = g_new (IoOp, 1);
+
+  /* malloc() and a compound literal rather than calloc(), which glibc
+   * serves past its per-thread cache */
+  *op = (IoOp) {
+    .deferred.run = io_op_report_deferred,
+    .result = _lsock_async_result_new (stream, source_tag, callback, user_data),
+    .conn = _lsock_conn_ref (conn),
+    .direction = direction,
+    .flags = flags,
+    .buffer = buffer,
+    .count = count,
+    .held = held != NULL ? g_bytes_ref (held) : NULL,
+    .cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL,
+    .clear_pending = clear_pending != NULL ? g_object_ref (clear_pending) : NULL,
+  };
   op->result->op = op;
-  op->result->clear_pending = clear_pending != NULL ? g_object_ref (clear_pending) : NULL;
-  op->conn = _lsock_conn_ref (conn);
-  op->direction = direction;
-  op->flags = flags;
-  op->buffer = buffer;
-  op->count = count;
-  op->held = held != NULL ? g_bytes_ref (held) : NULL;
-  op->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
 
-  op->watch = conn_get_watch (conn, context, io_priority, &op->error);
-  op->reactor = op->watch != NULL ? _lsock_reactor_ref (_lsock_watch_get_reactor (op->watch)) :
-                                    _lsock_reactor_ref_for_context (context, io_priority);
-
+  /* The registration for this context, under the one lock the operation
+   * takes anyway; the first operation here makes it, outside it */
   g_mutex_lock (&conn->lock);
+  if (!conn->closed)
+    op->watch = find_watch (unix_conn, context, io_priority);
+  if (op->watch == NULL && !conn->closed)
+    {
+      g_mutex_unlock (&conn->lock);
+      op->watch = conn_get_watch (conn, context, io_priority, &op->error);
+      g_mutex_lock (&conn->lock);
+    }
+
   if (conn->closed)
     op->outcome = IO_CLOSED;
   else if (op->watch == NULL)
@@ -1053,6 +1102,8 @@ _lsock_unix_conn_io_async_full (LsockConn          *conn,
     {
       WatchState *state = _lsock_watch_get_user_data (op->watch);
 
+      /* The watch holds its reactor for as long as we hold the watch */
+      op->reactor = _lsock_watch_get_reactor (op->watch);
       if (!state->ready[direction] || !io_op_try (op, state))
         {
           io_op_park (op);
@@ -1061,8 +1112,15 @@ _lsock_unix_conn_io_async_full (LsockConn          *conn,
     }
   g_mutex_unlock (&conn->lock);
 
-  if (!waiting)
-    _lsock_reactor_defer (op->reactor, &op->deferred);
+  if (waiting)
+    return;
+  if (op->reactor == NULL)
+    {
+      op->reactor = op->watch != NULL ? _lsock_watch_get_reactor (op->watch) :
+                                        _lsock_reactor_ref_for_context (context, io_priority);
+      op->owns_reactor = op->watch == NULL;
+    }
+  _lsock_reactor_defer (op->reactor, &op->deferred);
 }
 
 gssize
@@ -1073,7 +1131,7 @@ _lsock_unix_conn_io_finish (gpointer       stream,
 {
   g_return_val_if_fail (_lsock_async_result_is_valid (result, stream, source_tag), -1);
 
-  return _lsock_async_result_propagate (LSOCK_ASYNC_RESULT (result), error);
+  return _lsock_async_result_propagate ((LsockAsyncResult *) result, error);
 }
 
 /* ---------------------------------------------------------------------- */
