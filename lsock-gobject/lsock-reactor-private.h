@@ -176,6 +176,9 @@ struct _LsockReactor
   GMutex                  defer_lock;
   LsockDeferredList       deferred;
   int                     n_deferred;  /* atomic: for prepare() and check() */
+  /* Queued from the dispatch's own callbacks: only the thread running the
+   * dispatch touches it, without a lock; empty between dispatches */
+  LsockDeferredList       followups;
 
   /* epoll */
   int                     epfd;

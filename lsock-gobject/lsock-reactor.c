@@ -164,18 +164,29 @@ reactor_dispatch (GSource     *source,
    * main loop iteration in between */
   for (guint n = 0; n < MAX_FOLLOWUPS_PER_DISPATCH; n++)
     {
-      LsockDeferred *followup;
+      LsockDeferred *followup = _lsock_deferred_list_pop (&reactor->followups);
 
-      if (g_atomic_int_get (&reactor->n_deferred) == 0)
-        break;
-      g_mutex_lock (&reactor->defer_lock);
-      followup = _lsock_deferred_list_pop (&reactor->deferred);
-      if (followup != NULL)
-        g_atomic_int_add (&reactor->n_deferred, -1);
-      g_mutex_unlock (&reactor->defer_lock);
       if (followup == NULL)
         break;
       followup->run (followup);
+    }
+  /* Over budget: the rest wait for the next dispatch, which prepare()
+   * asks for at once */
+  if (reactor->followups.head != NULL)
+    {
+      guint n = 0;
+
+      for (LsockDeferred *d = reactor->followups.head; d != NULL; d = d->next)
+        n++;
+      g_mutex_lock (&reactor->defer_lock);
+      if (reactor->deferred.tail != NULL)
+        reactor->deferred.tail->next = reactor->followups.head;
+      else
+        reactor->deferred.head = reactor->followups.head;
+      reactor->deferred.tail = reactor->followups.tail;
+      g_atomic_int_add (&reactor->n_deferred, n);
+      g_mutex_unlock (&reactor->defer_lock);
+      reactor->followups.head = reactor->followups.tail = NULL;
     }
 
   g_private_set (&dispatching, outer);
@@ -347,10 +358,7 @@ _lsock_reactor_defer (LsockReactor  *reactor,
    * meanwhile, since only this thread dispatches the context now */
   if (g_private_get (&dispatching) == reactor)
     {
-      g_mutex_lock (&reactor->defer_lock);
-      _lsock_deferred_list_push (&reactor->deferred, deferred);
-      g_atomic_int_inc (&reactor->n_deferred);
-      g_mutex_unlock (&reactor->defer_lock);
+      _lsock_deferred_list_push (&reactor->followups, deferred);
       return;
     }
 

@@ -92,8 +92,9 @@ struct _IoOp
 {
   LsockDeferred   deferred;       /* first: the reactor hands it back */
   LsockAsyncResult *result;       /* the caller's, reported once */
-  LsockConn      *conn;           /* references, all dropped before the */
-  LsockWatch     *watch;          /* callback: where it waits */
+  LsockConn      *conn;           /* held by the result's source object */
+  LsockWatch     *watch;          /* where it waits: a reference, dropped
+                                   * before the callback */
   LsockReactor   *reactor;        /* where it is reported: the watch's, */
   gboolean        owns_reactor;   /* or, with no watch, a reference */
   GCancellable   *cancellable;
@@ -999,7 +1000,6 @@ io_op_report (IoOp *op)
   if (op->owns_reactor)
     _lsock_reactor_unref (op->reactor);
   g_clear_pointer (&op->watch, _lsock_watch_unref);
-  g_clear_pointer (&op->conn, _lsock_conn_unref);
   g_clear_object (&op->cancellable);
 
   /* The operation is over before its callback hears of it, which may
@@ -1067,7 +1067,7 @@ _lsock_unix_conn_io_async_full (LsockConn          *conn,
   *op = (IoOp) {
     .deferred.run = io_op_report_deferred,
     .result = _lsock_async_result_new (stream, source_tag, callback, user_data),
-    .conn = _lsock_conn_ref (conn),
+    .conn = conn,
     .direction = direction,
     .flags = flags,
     .buffer = buffer,
