@@ -20,6 +20,7 @@ struct _LsockAsyncResult
   gssize               count;
   GError              *error;
   GBytes              *bytes;          /* what was received, for the bytes calls */
+  GObject             *object;         /* what was made, for accepts */
   /* The backend's state while the operation is in flight */
   gpointer             op;
 };

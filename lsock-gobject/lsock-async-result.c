@@ -6,10 +6,12 @@
 /**
  * LsockAsyncResult:
  *
- * The [iface@Gio.AsyncResult] with which lsock reports asynchronous reads
- * and writes on the input and output streams of an [class@Lsock.Stream]
- * (on Unix). It is lighter than a [class@Gio.Task] and has no API of its
- * own: pass it to the matching `_finish()` function, such as
+ * The [iface@Gio.AsyncResult] with which lsock reports accepts
+ * ([method@Lsock.Listener.accept_async]), and reads and writes on an
+ * [class@Lsock.Stream] and its input and output streams (on Unix). It is
+ * lighter than a [class@Gio.Task] and has no API of its own: pass it to the
+ * matching `_finish()` function, such as
+ * [method@Lsock.Listener.accept_finish] or
  * [method@Gio.InputStream.read_finish].
  *
  * Like a [class@Gio.Task], every operation gets a new one, which keeps its
@@ -63,6 +65,7 @@ lsock_async_result_finalize (GObject *object)
   g_clear_object (&self->source_object);
   g_clear_error (&self->error);
   g_clear_pointer (&self->bytes, g_bytes_unref);
+  g_clear_object (&self->object);
 
   G_OBJECT_CLASS (lsock_async_result_parent_class)->finalize (object);
 }

@@ -4,6 +4,7 @@
 #include "lsock-listener-private.h"
 #include "lsock-name-private.h"
 #include "lsock-stream-private.h"
+#include "lsock-async-result-private.h"
 #include "lsock-enum-types.h"
 #include "lsock-i18n-private.h"
 
@@ -117,13 +118,14 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (LsockListener, lsock_listener, G_TYPE_OBJECT,
 #define MAX_ACCEPTS_PER_DISPATCH 64
 
 /* An accept_async() waiting for a peer. Whoever takes it off the pending
- * queue (under the lock) returns its task: the source of its context, its
- * cancellable's source, or close(). */
+ * queue (under the lock) reports its result: the source of its context,
+ * its cancellable's source, or close(). */
 typedef struct
 {
-  GTask        *task;
-  GMainContext *context;        /* the task's */
-  GSource      *cancel_source;  /* holds a reference on the task */
+  LsockAsyncResult *result;
+  GMainContext     *context;        /* the caller's thread-default */
+  GCancellable     *cancellable;
+  GSource          *cancel_source;  /* holds a reference on the result */
 } AcceptWait;
 
 /* The source that serves the waits of one context */
@@ -942,9 +944,15 @@ lsock_listener_accept (LsockListener  *self,
 
 /* Asynchronous accepts.
  *
- * Every accept_async() is a GTask waiting in self->pending until a source
- * of its context finds a peer for it, its cancellable fires, or close()
- * fails it; whichever takes it off the queue (under the lock) returns it.
+ * Every accept_async() is a fresh LsockAsyncResult waiting in
+ * self->pending until a source of its context finds a peer for it, its
+ * cancellable fires, or close() fails it; whichever takes it off the queue
+ * (under the lock) reports it, from a dispatch of its context, so never
+ * from inside accept_async(). Not a GTask: a GTask made in this main loop
+ * iteration is reported one iteration later, and an accept chained from
+ * the callback is usually served in the same dispatch, whose source would
+ * then run out of waits, be destroyed and be made again (two wake-ups of
+ * the context per connection).
  * One source per context serves its waits in order, so accepts chained
  * from the callback (the usual way) keep one source, and more waits than
  * peers never make anyone block: the socket is non-blocking once a source
@@ -958,26 +966,30 @@ accept_wait_free (AcceptWait *wait)
       g_source_destroy (wait->cancel_source);
       g_source_unref (wait->cancel_source);
     }
-  g_object_unref (wait->task);
+  g_clear_object (&wait->cancellable);
+  g_main_context_unref (wait->context);
   g_free (wait);
 }
 
+/* Calls back: from a dispatch of the wait's context */
 static void
 accept_wait_return (AcceptWait  *wait,
                     LsockStream *stream,
                     GError      *error)
 {
-  GTask *task = g_object_ref (wait->task);
+  LsockAsyncResult *result = g_steal_pointer (&wait->result);
 
   accept_wait_free (wait);
   if (stream != NULL)
-    g_task_return_pointer (task, stream, g_object_unref);
+    result->object = G_OBJECT (stream);
   else
     {
-      _lsock_name_cancelled_error (LSOCK_LISTENER (g_task_get_source_object (task))->name, error);
-      g_task_return_error (task, error);
+      _lsock_name_cancelled_error (((LsockListener *) result->source_object)->name, error);
+      result->count = -1;
+      result->error = error;
     }
-  g_object_unref (task);
+  _lsock_async_result_complete (result);
+  g_object_unref (result);
 }
 
 guint
@@ -1004,7 +1016,7 @@ accept_wait_return_closed_cb (gpointer user_data)
   AcceptWait *wait = user_data;
   GError *error = NULL;
 
-  _lsock_listener_set_closed_error (g_task_get_source_object (wait->task), &error);
+  _lsock_listener_set_closed_error ((LsockListener *) wait->result->source_object, &error);
   accept_wait_return (wait, NULL, error);
   return G_SOURCE_REMOVE;
 }
@@ -1017,7 +1029,7 @@ accept_wait_return_closed_later (AcceptWait *wait)
   GSource *source = g_idle_source_new ();
 
   g_source_set_static_name (source, "[lsock] accept");
-  g_source_set_priority (source, g_task_get_priority (wait->task));
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
   g_source_set_callback (source, accept_wait_return_closed_cb, wait, NULL);
   g_source_attach (source, wait->context);
   g_source_unref (source);
@@ -1137,7 +1149,7 @@ accept_source_cb (gpointer user_data)
       /* Nobody (or a refused peer): the wait goes back in front, unless it
        * was cancelled or the listener closed meanwhile */
       g_mutex_lock (&self->lock);
-      if (!self->closed && !g_cancellable_is_cancelled (g_task_get_cancellable (wait->task)))
+      if (!self->closed && !g_cancellable_is_cancelled (wait->cancellable))
         {
           g_queue_push_head (&self->pending, wait);
           wait = NULL;
@@ -1201,14 +1213,14 @@ static gboolean
 accept_cancelled_cb (GCancellable *cancellable,
                      gpointer      user_data)
 {
-  GTask *task = user_data;
-  LsockListener *self = g_task_get_source_object (task);
+  LsockAsyncResult *result = user_data;
+  LsockListener *self = (LsockListener *) result->source_object;
   AcceptWait *wait = NULL;
   AcceptSource *idle = NULL;
 
   g_mutex_lock (&self->lock);
   for (GList *l = self->pending.head; l != NULL; l = l->next)
-    if (((AcceptWait *) l->data)->task == task)
+    if (((AcceptWait *) l->data)->result == result)
       {
         wait = l->data;
         g_queue_delete_link (&self->pending, l);
@@ -1242,6 +1254,11 @@ accept_cancelled_cb (GCancellable *cancellable,
  * taken for it, with %G_IO_ERROR_CLOSED when the listener is closed, or
  * with the system's error (such as %G_IO_ERROR_TOO_MANY_OPEN_FILES).
  *
+ * @callback is never called before this returns. A peer already waiting
+ * for an accept started from the callback of another one is taken in the
+ * same main loop iteration, and reported there, without the iteration
+ * more that a #GTask would wait.
+ *
  * Since: 1.0
  */
 void
@@ -1250,18 +1267,10 @@ lsock_listener_accept_async (LsockListener       *self,
                              GAsyncReadyCallback  callback,
                              gpointer             user_data)
 {
-  g_autoptr(GTask) task = NULL;
   GError *error = NULL;
 
   g_return_if_fail (LSOCK_IS_LISTENER (self));
   g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
-
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, lsock_listener_accept_async);
-  g_task_set_name (task, "[lsock] accept");
-  /* A peer taken for this task is returned even if it was cancelled just
-   * after: otherwise the peer would be lost */
-  g_task_set_check_cancellable (task, FALSE);
 
   g_mutex_lock (&self->lock);
   if (check_usable_locked (self, &error) &&
@@ -1269,15 +1278,19 @@ lsock_listener_accept_async (LsockListener       *self,
     {
       AcceptWait *wait = g_new0 (AcceptWait, 1);
 
-      wait->task = g_object_ref (task);
-      wait->context = g_task_get_context (task);
+      /* A peer taken for this wait is returned even if it was cancelled
+       * just after: otherwise the peer would be lost */
+      wait->result = _lsock_async_result_new (self, lsock_listener_accept_async,
+                                              callback, user_data);
+      wait->context = g_main_context_ref_thread_default ();
+      wait->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
       if (cancellable != NULL)
         {
           wait->cancel_source = g_cancellable_source_new (cancellable);
           g_source_set_static_name (wait->cancel_source, "[lsock] accept cancelled");
           g_source_set_callback (wait->cancel_source,
                                  (GSourceFunc) (void (*) (void)) accept_cancelled_cb,
-                                 g_object_ref (task), g_object_unref);
+                                 g_object_ref (wait->result), g_object_unref);
           g_source_attach (wait->cancel_source, wait->context);
         }
       g_queue_push_tail (&self->pending, wait);
@@ -1285,11 +1298,11 @@ lsock_listener_accept_async (LsockListener       *self,
     }
   g_mutex_unlock (&self->lock);
 
-  /* Reported from the next iteration (the task was made in this one) */
+  /* Reported from the next iteration */
   if (error != NULL)
     {
       _lsock_name_cancelled_error (self->name, error);
-      g_task_return_error (task, error);
+      g_task_report_error (self, callback, user_data, lsock_listener_accept_async, error);
     }
 }
 
@@ -1311,10 +1324,22 @@ lsock_listener_accept_finish (LsockListener  *self,
                               GError        **error)
 {
   g_return_val_if_fail (LSOCK_IS_LISTENER (self), NULL);
-  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
-  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == lsock_listener_accept_async, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
+  /* Ours, or a GTask for an error reported at once */
+  if (_lsock_is_async_result (result))
+    {
+      LsockAsyncResult *r = (LsockAsyncResult *) result;
+
+      g_return_val_if_fail (_lsock_async_result_is_valid (result, self,
+                                                          lsock_listener_accept_async), NULL);
+      if (_lsock_async_result_propagate (r, error) < 0)
+        return NULL;
+      /* Given once, like a GTask's */
+      return (LsockStream *) g_steal_pointer (&r->object);
+    }
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_async_result_is_tagged (result, lsock_listener_accept_async), NULL);
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 

@@ -1622,10 +1622,10 @@ mark_and_drop_cb (GObject      *source,
   g_object_set_data_full (G_OBJECT (source), "lsock-test-stream", stream, g_object_unref);
 }
 
-/* Each accept gets a new result (a GTask, so bindings see Gio.Task): its
- * data, source object and user data are its own while the caller keeps
- * it, it is finalized when let go, and _finish() refuses another
- * listener's result */
+/* Each accept gets a new result (an LsockAsyncResult, a public class, so
+ * bindings see Lsock.AsyncResult): its data, source object and user data
+ * are its own while the caller keeps it, it is finalized when let go, and
+ * _finish() refuses another listener's result */
 static void
 test_accept_async_results_fresh (void)
 {
@@ -1666,7 +1666,8 @@ test_accept_async_results_fresh (void)
   lsock_test_wait_until (second.kept != NULL);
 
   g_assert_true (first.kept != second.kept);
-  g_assert_true (G_IS_TASK (first.kept));
+  g_assert_true (LSOCK_IS_ASYNC_RESULT (first.kept));
+  g_assert_true (LSOCK_IS_ASYNC_RESULT (second.kept));
   g_assert_true (g_object_get_data (G_OBJECT (first.kept), "lsock-test") == &first);
   g_assert_true (g_object_get_data (G_OBJECT (second.kept), "lsock-test") == &second);
   source = g_async_result_get_source_object (first.kept);
