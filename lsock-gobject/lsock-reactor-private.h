@@ -90,6 +90,9 @@ const char   *_lsock_reactor_get_kind            (LsockReactor      *reactor);
  * such; the rest in the next dispatch). Never from inside this call. */
 void          _lsock_reactor_defer               (LsockReactor      *reactor,
                                                   LsockDeferred     *deferred);
+/* The same, but always for the next dispatch */
+void          _lsock_reactor_defer_next          (LsockReactor      *reactor,
+                                                  LsockDeferred     *deferred);
 
 /* Watches @fd, which must stay open until the watch is destroyed. The
  * watch starts with no conditions wanted; @notify frees @user_data once

@@ -361,7 +361,13 @@ _lsock_reactor_defer (LsockReactor  *reactor,
       _lsock_deferred_list_push (&reactor->followups, deferred);
       return;
     }
+  _lsock_reactor_defer_next (reactor, deferred);
+}
 
+void
+_lsock_reactor_defer_next (LsockReactor  *reactor,
+                           LsockDeferred *deferred)
+{
   /* Once queued, @deferred may run in the context's thread and let go of
    * the reactor before we are done here */
   _lsock_reactor_ref (reactor);

@@ -91,6 +91,8 @@ typedef enum
                                      * now) becomes the result's GBytes; with
                                      * no buffer, up to LSOCK_RECEIVE_SCRATCH
                                      * is read onto the stack and copied */
+  LSOCK_IO_NEXT_DISPATCH = 1 << 2,  /* done at once: reported from the next
+                                     * dispatch, not later in this one */
 } LsockIoFlags;
 
 /* Below this, a copy of what came costs less than allocating for the most

@@ -1120,7 +1120,10 @@ _lsock_unix_conn_io_async_full (LsockConn          *conn,
                                         _lsock_reactor_ref_for_context (context, io_priority);
       op->owns_reactor = op->watch == NULL;
     }
-  _lsock_reactor_defer (op->reactor, &op->deferred);
+  if (flags & LSOCK_IO_NEXT_DISPATCH)
+    _lsock_reactor_defer_next (op->reactor, &op->deferred);
+  else
+    _lsock_reactor_defer (op->reactor, &op->deferred);
 }
 
 gssize

@@ -174,9 +174,14 @@ lsock_unix_output_stream_write_async (GOutputStream       *stream,
                                       GAsyncReadyCallback  callback,
                                       gpointer             user_data)
 {
-  _lsock_unix_conn_io_async (OUTPUT_CONN (stream), stream, LSOCK_DIRECTION_WRITE,
-                             (void *) buffer, count, io_priority, cancellable, callback, user_data,
-                             lsock_unix_output_stream_write_async);
+  /* g_output_stream_write_async() wraps this in a GTask made in this main
+   * loop iteration (GLib 2.74 and later), which would wait for the next
+   * one through an idle source if we reported in this one: report from
+   * the reactor's next dispatch, where it returns at once */
+  _lsock_unix_conn_io_async_full (OUTPUT_CONN (stream), stream, LSOCK_DIRECTION_WRITE,
+                                  LSOCK_IO_NEXT_DISPATCH, (void *) buffer, count, NULL, NULL,
+                                  io_priority, cancellable, callback, user_data,
+                                  lsock_unix_output_stream_write_async);
 }
 
 static gssize
