@@ -10,7 +10,6 @@ G_BEGIN_DECLS
 double bench_floor_round_trip    (guint n);
 double bench_floor_connection    (guint n);
 double bench_floor_async_message (guint n);
-double bench_floor_main_loop_message (guint n);
 double bench_floor_results           (guint n,
                                       guint n_results);
 

@@ -2285,13 +2285,10 @@ floor_connect (const Params *p,
 }
 
 /* Any GIO-style server on a main context: a new result for each read and
- * each write, and with one client (which waits for every reply) a wake-up
- * of the context per message; with more, wake-ups may be shared */
+ * each write (see floors.c for why no wake-up is counted) */
 static double
 main_loop_floor (const Params *p)
 {
-  if (p->n_clients <= 1)
-    return bench_floor_main_loop_message (opt.floor_iters * 10);
   return bench_floor_results (opt.floor_iters * 10, 2);
 }
 
@@ -3049,8 +3046,7 @@ main (int    argc,
         .floor = floor_echo,
         .ceiling_name = "ceiling for read_async + write_async: the row below + GIO's wrappers",
         .floor2 = floor_main_loop,
-        .ceiling2_name = one ? "ceiling for any GIO-style server: raw + 1 context iteration + 2 GAsyncResults per message" :
-                               "ceiling for any GIO-style server: raw + 2 GAsyncResults per message",
+        .ceiling2_name = "ceiling for any GIO-style server: raw + 2 GAsyncResults per message",
       };
 
       /* The main-loop baselines, next to lsock and lsock-nb */
