@@ -983,6 +983,86 @@ test_accept_async_queued (void)
   accept_log_finish (&log, name, fds_before);
 }
 
+typedef struct
+{
+  LsockListener *listener;
+  LsockStream   *streams[3];
+  guint          n_done;
+  gboolean       in_call;       /* inside accept_async() */
+  guint          n_inside;      /* callbacks that ran inside it */
+  guint          n_sourceless;  /* callbacks that found no accept source */
+} ChainLog;
+
+static void
+chain_accept (ChainLog *log);
+
+static void
+chained_accept_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  ChainLog *log = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (log->in_call)
+    log->n_inside++;
+  if (_lsock_listener_count_accept_sources (log->listener) != 1)
+    log->n_sourceless++;
+  log->streams[log->n_done] = lsock_listener_accept_finish (log->listener, result, &error);
+  g_assert_no_error (error);
+  if (++log->n_done < G_N_ELEMENTS (log->streams))
+    chain_accept (log);
+}
+
+static void
+chain_accept (ChainLog *log)
+{
+  log->in_call = TRUE;
+  lsock_listener_accept_async (log->listener, NULL, chained_accept_cb, log);
+  log->in_call = FALSE;
+}
+
+/* Accepts chained from the callback, with the peers already queued: each
+ * is reported after its accept_async() returned, all of them in the one
+ * dispatch that found the first (not a main loop iteration each), and the
+ * shared source stays in place between them rather than being destroyed
+ * and made again */
+static void
+test_accept_async_chained (void)
+{
+  g_autoptr(GError) error = NULL;
+  int fds_before = lsock_test_settled_fd_count ();
+  LsockName *name = lsock_test_namespaced_name ();
+  ChainLog log = { 0 };
+  LsockStream *clients[3];
+
+  log.listener = lsock_listener_new (name, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 3; i++)
+    clients[i] = connect_tagged (name, 'a' + i);
+
+  chain_accept (&log);
+  g_assert_cmpuint (log.n_done, ==, 0);
+  /* The listening socket is readable: the first iteration serves all */
+  g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (log.n_done, ==, 3);
+  g_assert_cmpuint (log.n_inside, ==, 0);
+  g_assert_cmpuint (log.n_sourceless, ==, 0);
+
+  for (guint i = 0; i < 3; i++)
+    {
+      assert_peers (log.streams[i], clients[i], 'a' + i);
+      lsock_test_close_and_finalize_stream (&log.streams[i]);
+      lsock_test_close_and_finalize_stream (&clients[i]);
+    }
+  /* Nothing waits: the source goes once the context runs */
+  lsock_test_drain_main_context ();
+  g_assert_cmpuint (_lsock_listener_count_accept_sources (log.listener), ==, 0);
+  lsock_test_close_and_finalize_listener (&log.listener);
+  g_assert_finalize_object (name);
+  lsock_test_assert_fd_count (fds_before);
+}
+
 /* Accepts with a cancellable wait on a source of their own, beside the
  * shared one: cancelling one of them leaves the others waiting */
 static void
@@ -1997,6 +2077,7 @@ main (int   argc,
   g_test_add_func ("/lsock/listener/incoming", test_incoming);
   g_test_add_func ("/lsock/listener/incoming/nested-main-loop", test_incoming_nested);
   g_test_add_func ("/lsock/listener/accept-async/queued-fifo", test_accept_async_queued);
+  g_test_add_func ("/lsock/listener/accept-async/chained", test_accept_async_chained);
   g_test_add_func ("/lsock/listener/accept-async/mixed-cancellable", test_accept_async_mixed_cancellable);
   g_test_add_data_func ("/lsock/listener/accept-async/reentrant/chain",
                         GINT_TO_POINTER (FALSE), test_accept_async_reentrant);

@@ -395,6 +395,96 @@ test_zero_length (gconstpointer data)
   pair_close (&pair);
 }
 
+typedef struct
+{
+  LsockStream *server;
+  char         buf[8];
+  gboolean     in_read_cb;
+  gboolean     in_write_call;
+  guint        n_inside;   /* write callbacks that ran inside either */
+  gssize       written;
+  gboolean     done;
+} ReplyLog;
+
+static void
+reply_written_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  ReplyLog *log = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (log->in_read_cb || log->in_write_call)
+    log->n_inside++;
+  log->written = g_output_stream_write_finish (G_OUTPUT_STREAM (source), result, &error);
+  g_assert_no_error (error);
+  log->done = TRUE;
+}
+
+static void
+reply_write (ReplyLog *log,
+             gsize     count)
+{
+  log->in_write_call = TRUE;
+  g_output_stream_write_async (out_of (log->server), log->buf, count, G_PRIORITY_DEFAULT, NULL,
+                               reply_written_cb, log);
+  log->in_write_call = FALSE;
+}
+
+static void
+request_read_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  ReplyLog *log = user_data;
+  g_autoptr(GError) error = NULL;
+  gssize n;
+
+  log->in_read_cb = TRUE;
+  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (n, ==, 4);
+  /* The socket has room: the write is done at once, and reported later
+   * (from the reactor's next dispatch), never inside this callback */
+  reply_write (log, n);
+  log->in_read_cb = FALSE;
+}
+
+/* write_async() that completes at once, started from a read's callback
+ * (the echo server's reply) and from outside any callback: reported once,
+ * whole, after the call and the callback around it returned */
+static void
+test_write_async_at_once (gconstpointer data)
+{
+  const char *kind = data;
+  LsockTestPair pair = { 0 };
+  ReplyLog log = { 0 };
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+  log.server = pair.server;
+
+  g_input_stream_read_async (in_of (pair.server), log.buf, 4, G_PRIORITY_DEFAULT, NULL,
+                             request_read_cb, &log);
+  send_all (pair.client, "ping", 4);
+  g_assert_true (lsock_test_wait_bounded (log.done, HANG_MS));
+  g_assert_cmpint (log.written, ==, 4);
+  read_async_exactly (pair.client, "ping", 4);
+
+  memcpy (log.buf, "pong", 4);
+  log.done = FALSE;
+  reply_write (&log, 4);
+  g_assert_false (log.done);
+  g_assert_true (lsock_test_wait_bounded (log.done, HANG_MS));
+  g_assert_cmpint (log.written, ==, 4);
+  read_async_exactly (pair.client, "pong", 4);
+  g_assert_cmpuint (log.n_inside, ==, 0);
+
+  assert_reactor (pair.server, kind);
+  pair_close (&pair);
+}
+
 /* A read that waited and was cancelled (or timed out) leaves the stream
  * as it was: data that comes after, while nothing waits, is found */
 static void
@@ -975,6 +1065,7 @@ main (int   argc,
   add_on_each_reactor ("readiness/urgent-data", test_urgent_data);
   add_on_each_reactor ("readiness/hang-up", test_hang_up);
   add_on_each_reactor ("readiness/zero-length", test_zero_length);
+  add_on_each_reactor ("write-async/at-once", test_write_async_at_once);
   add_on_each_reactor ("readiness/abort-then-data", test_abort_then_data);
   add_on_each_reactor ("splice/between-connections", test_splice_between);
   add_on_each_reactor ("splice/from-memory", test_splice_from_memory);
