@@ -1080,12 +1080,40 @@ destroy_source (GSource *source)
     }
 }
 
+static gboolean
+source_release_cb (gpointer user_data)
+{
+  return G_SOURCE_REMOVE;  /* its destroy notify lets go of the source */
+}
+
 static void
 accept_source_free (AcceptSource *as)
 {
   if (as == NULL)
     return;
-  destroy_source (as->source);
+
+  /* Out of the context at once; but the thread that runs the context may
+   * be between building its poll set and waiting on it, and the source's
+   * last reference closes what it polls (on Windows, events that
+   * WaitForMultipleObjectsEx() then calls invalid). So the source goes
+   * now only if no other thread owns the context (then nobody polls it),
+   * and otherwise from the context, once its poll is over. */
+  g_source_destroy (as->source);
+  if (g_main_context_acquire (as->context))
+    {
+      g_source_unref (as->source);
+      g_main_context_release (as->context);
+    }
+  else
+    {
+      GSource *idle = g_idle_source_new ();
+
+      g_source_set_static_name (idle, "[lsock] accept source release");
+      g_source_set_priority (idle, G_PRIORITY_HIGH);
+      g_source_set_callback (idle, source_release_cb, as->source, (GDestroyNotify) g_source_unref);
+      g_source_attach (idle, as->context);
+      g_source_unref (idle);
+    }
   g_main_context_unref (as->context);
   g_free (as);
 }
