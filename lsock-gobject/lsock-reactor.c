@@ -174,19 +174,15 @@ reactor_dispatch (GSource     *source,
    * asks for at once */
   if (reactor->followups.head != NULL)
     {
-      guint n = 0;
+      LsockDeferred *followup;
 
-      for (LsockDeferred *d = reactor->followups.head; d != NULL; d = d->next)
-        n++;
       g_mutex_lock (&reactor->defer_lock);
-      if (reactor->deferred.tail != NULL)
-        reactor->deferred.tail->next = reactor->followups.head;
-      else
-        reactor->deferred.head = reactor->followups.head;
-      reactor->deferred.tail = reactor->followups.tail;
-      g_atomic_int_add (&reactor->n_deferred, n);
+      while ((followup = _lsock_deferred_list_pop (&reactor->followups)) != NULL)
+        {
+          _lsock_deferred_list_push (&reactor->deferred, followup);
+          g_atomic_int_inc (&reactor->n_deferred);
+        }
       g_mutex_unlock (&reactor->defer_lock);
-      reactor->followups.head = reactor->followups.tail = NULL;
     }
 
   g_private_set (&dispatching, outer);

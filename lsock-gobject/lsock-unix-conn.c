@@ -95,8 +95,8 @@ struct _IoOp
   LsockConn      *conn;           /* held by the result's source object */
   LsockWatch     *watch;          /* where it waits: a reference, dropped
                                    * before the callback */
-  LsockReactor   *reactor;        /* where it is reported: the watch's, */
-  gboolean        owns_reactor;   /* or, with no watch, a reference */
+  LsockReactor   *reactor;        /* where it is reported: the watch's,
+                                   * or, with no watch, a reference */
   GCancellable   *cancellable;
   GObject        *clear_pending;  /* the substream whose pending flag the
                                    * operation holds, by its direction */
@@ -997,7 +997,7 @@ io_op_report (IoOp *op)
   g_clear_pointer (&op->held, g_bytes_unref);
 
   /* Nothing of the connection is held by the time the caller hears back */
-  if (op->owns_reactor)
+  if (op->watch == NULL)
     _lsock_reactor_unref (op->reactor);
   g_clear_pointer (&op->watch, _lsock_watch_unref);
   g_clear_object (&op->cancellable);
@@ -1089,6 +1089,9 @@ _lsock_unix_conn_io_async_full (LsockConn          *conn,
       op->watch = conn_get_watch (conn, context, io_priority, &op->error);
       g_mutex_lock (&conn->lock);
     }
+  /* The watch holds its reactor for as long as we hold the watch */
+  if (op->watch != NULL)
+    op->reactor = _lsock_watch_get_reactor (op->watch);
 
   if (conn->closed)
     op->outcome = IO_CLOSED;
@@ -1102,8 +1105,6 @@ _lsock_unix_conn_io_async_full (LsockConn          *conn,
     {
       WatchState *state = _lsock_watch_get_user_data (op->watch);
 
-      /* The watch holds its reactor for as long as we hold the watch */
-      op->reactor = _lsock_watch_get_reactor (op->watch);
       if (!state->ready[direction] || !io_op_try (op, state))
         {
           io_op_park (op);
@@ -1115,11 +1116,7 @@ _lsock_unix_conn_io_async_full (LsockConn          *conn,
   if (waiting)
     return;
   if (op->reactor == NULL)
-    {
-      op->reactor = op->watch != NULL ? _lsock_watch_get_reactor (op->watch) :
-                                        _lsock_reactor_ref_for_context (context, io_priority);
-      op->owns_reactor = op->watch == NULL;
-    }
+    op->reactor = _lsock_reactor_ref_for_context (context, io_priority);
   if (flags & LSOCK_IO_NEXT_DISPATCH)
     _lsock_reactor_defer_next (op->reactor, &op->deferred);
   else

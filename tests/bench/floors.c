@@ -44,10 +44,7 @@
 
 #include <gio/gio.h>
 
-#include <fcntl.h>
-#include <glib-unix.h>
 #include <math.h>
-#include <unistd.h>
 
 #define MESSAGE_SIZE 64
 
