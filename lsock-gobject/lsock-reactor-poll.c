@@ -8,18 +8,29 @@
  * portable reactor (where there is no epoll, and where epoll_create1()
  * fails), and the first few of an epoll one (lsock-reactor-epoll.c).
  *
- * A watch that stops wanting anything keeps its fd in the source until it
- * is reported again: a reader that reads one message and waits for the
- * next changes nothing in the context. Reported while nothing is wanted,
- * the fd leaves the source: poll() reports a hang-up whatever it is asked
- * for, and a hung-up socket that nobody reads would wake the context for
- * ever. */
+ * Each watch's GPollFD is its own, given to g_source_add_poll(), not one
+ * GLib keeps (g_source_add_unix_fd()). The context reads its events afresh
+ * in every iteration, so they change with a store. Adding or removing an
+ * fd, and g_source_modify_unix_fd(), wake the context up, even from its
+ * own dispatch: a write to its eventfd, and a read of it in the next
+ * iteration, twice per message for a reader that waited for the next
+ * message from a callback. A change made from anywhere but the reactor's
+ * dispatch still wakes the context, which may be sleeping in poll() with
+ * the old events.
+ *
+ * A watch that stops wanting anything keeps its events until it is
+ * reported again: a reader that reads one message and waits for the next
+ * changes nothing in the context. Reported while nothing is wanted, it
+ * asks for nothing more. But poll() reports a hang-up or an error whatever
+ * it is asked for, and a hung-up socket that nobody reads would wake the
+ * context for ever: reported so, the fd leaves the source. */
 
 void
 _lsock_reactor_polled_add (LsockReactor *reactor,
                            LsockWatch   *watch)
 {
   watch->polled = TRUE;
+  watch->pollfd.fd = watch->fd;
   reactor->polled = g_list_concat (&watch->link, reactor->polled);
   reactor->n_polled++;
 }
@@ -29,22 +40,28 @@ _lsock_reactor_polled_set_conditions (LsockReactor *reactor,
                                       LsockWatch   *watch)
 {
   /* Nothing wanted: see above */
-  if (watch->conditions == 0 || watch->conditions == watch->events)
+  if (watch->conditions == 0 || watch->conditions == watch->pollfd.events)
     return;
-  if (watch->tag == NULL)
-    watch->tag = g_source_add_unix_fd (&reactor->source, watch->fd, watch->conditions);
-  else
-    g_source_modify_unix_fd (&reactor->source, watch->tag, watch->conditions);
-  watch->events = watch->conditions;
+  watch->pollfd.events = watch->conditions;
+  if (!watch->in_source)
+    {
+      /* Wakes the context itself */
+      g_source_add_poll (&reactor->source, &watch->pollfd);
+      watch->in_source = TRUE;
+    }
+  else if (!_lsock_reactor_is_dispatching (reactor))
+    g_main_context_wakeup (reactor->context);
 }
 
 static void
 polled_drop_fd (LsockReactor *reactor,
                 LsockWatch   *watch)
 {
-  if (watch->tag != NULL)
-    g_source_remove_unix_fd (&reactor->source, g_steal_pointer (&watch->tag));
-  watch->events = 0;
+  if (watch->in_source)
+    g_source_remove_poll (&reactor->source, &watch->pollfd);
+  watch->in_source = FALSE;
+  watch->pollfd.events = 0;
+  watch->pollfd.revents = 0;
 }
 
 void
@@ -63,7 +80,7 @@ _lsock_reactor_polled_check (LsockReactor *reactor)
     {
       LsockWatch *watch = l->data;
 
-      if (watch->tag != NULL && g_source_query_unix_fd (&reactor->source, watch->tag) != 0)
+      if (watch->in_source && watch->pollfd.revents != 0)
         return TRUE;
     }
   return FALSE;
@@ -81,14 +98,19 @@ _lsock_reactor_polled_collect (LsockReactor    *reactor,
       LsockWatch *watch = l->data;
       GIOCondition condition;
 
-      if (watch->tag == NULL)
+      if (!watch->in_source || watch->pollfd.revents == 0)
         continue;
-      condition = g_source_query_unix_fd (&reactor->source, watch->tag);
-      if (condition == 0)
-        continue;
+      condition = watch->pollfd.revents;
+      /* The context's next check sets it again */
+      watch->pollfd.revents = 0;
       /* Told once; not again until something is wanted */
       if (watch->conditions == 0)
-        polled_drop_fd (reactor, watch);
+        {
+          if (condition & (G_IO_HUP | G_IO_ERR | G_IO_NVAL))
+            polled_drop_fd (reactor, watch);
+          else
+            watch->pollfd.events = 0;
+        }
       ready[n].watch = _lsock_watch_ref (watch);
       ready[n].condition = condition;
       n++;

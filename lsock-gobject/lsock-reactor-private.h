@@ -200,10 +200,12 @@ struct _LsockWatch
   gboolean         destroyed;
   gboolean         polled;       /* by the context, not on epoll */
   GIOCondition     conditions;   /* wanted */
-  guint32          events;       /* registered: epoll events, or the
-                                  * source fd's conditions */
-  gpointer         tag;          /* polled: the source's fd tag, or NULL */
+  guint32          events;       /* registered: epoll events */
   GList            link;         /* polled: in reactor->polled */
+  /* polled: what the context polls, while in_source (ours, so that its
+   * events change without a wake-up: see lsock-reactor-poll.c) */
+  GPollFD          pollfd;
+  gboolean         in_source;
 };
 
 /* Watches the context polls (lsock-reactor-poll.c): all of a poll reactor,
@@ -218,5 +220,7 @@ gboolean _lsock_reactor_polled_check          (LsockReactor    *reactor);
 guint    _lsock_reactor_polled_collect        (LsockReactor    *reactor,
                                                LsockReadyWatch *ready,
                                                guint            max);
+/* Whether this thread is running @reactor's dispatch now */
+gboolean _lsock_reactor_is_dispatching        (LsockReactor    *reactor);
 
 G_END_DECLS

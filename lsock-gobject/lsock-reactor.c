@@ -344,6 +344,12 @@ _lsock_reactor_get_kind (LsockReactor *reactor)
   return reactor->impl->kind;
 }
 
+gboolean
+_lsock_reactor_is_dispatching (LsockReactor *reactor)
+{
+  return g_private_get (&dispatching) == reactor;
+}
+
 void
 _lsock_reactor_defer (LsockReactor  *reactor,
                       LsockDeferred *deferred)
@@ -352,7 +358,7 @@ _lsock_reactor_defer (LsockReactor  *reactor,
    * operation, the common case): the dispatch holds the reactor, runs
    * what is queued once the callback returns, and nothing else can run it
    * meanwhile, since only this thread dispatches the context now */
-  if (g_private_get (&dispatching) == reactor)
+  if (_lsock_reactor_is_dispatching (reactor))
     {
       _lsock_deferred_list_push (&reactor->followups, deferred);
       return;

@@ -357,6 +357,72 @@ test_hang_up (gconstpointer data)
   pair_close (&pair);
 }
 
+/* Iterates the thread-default context until an iteration dispatches
+ * nothing; fails if that takes more than a few (a watch that wakes the
+ * context in every iteration) */
+static void
+assert_goes_quiet (const char *what)
+{
+  for (int i = 0; i < 4; i++)
+    if (!g_main_context_iteration (NULL, FALSE))
+      return;
+  g_error ("The context keeps waking up %s", what);
+}
+
+/* Input that nobody waits for, then a hang-up nobody reads, are told at
+ * most once: the context goes quiet (poll() reports a hang-up whatever it
+ * is asked for), and a later read finds both */
+static void
+test_quiet_when_unwanted (gconstpointer data)
+{
+  const char *kind = data;
+  g_autoptr(GError) error = NULL;
+  LsockTestPair pair = { 0 };
+  char buf[16];
+
+  if (skip_unless_reactor (kind))
+    return;
+  pair_open (&pair);
+
+  send_all (pair.client, "a", 1);
+  read_async_exactly (pair.server, "a", 1);
+  for (int round = 0; round < 3; round++)
+    {
+      GAsyncResult *result = NULL;
+
+      /* Nothing wanted since the last read: told once at most */
+      send_all (pair.client, "b", 1);
+      assert_goes_quiet ("for input nobody waits for");
+      read_async_exactly (pair.server, "b", 1);
+
+      /* A read that has to wait wakes for the next input */
+      g_input_stream_read_async (in_of (pair.server), buf, sizeof buf, G_PRIORITY_DEFAULT,
+                                 NULL, lsock_test_store_result, &result);
+      lsock_test_drain_main_context ();
+      g_assert_null (result);
+      send_all (pair.client, "e", 1);
+      g_assert_true (lsock_test_wait_bounded (result != NULL, HANG_MS));
+      g_assert_cmpint (g_input_stream_read_finish (in_of (pair.server), result, &error), ==, 1);
+      g_assert_no_error (error);
+      g_assert_cmpint (buf[0], ==, 'e');
+      g_clear_object (&result);
+    }
+
+  send_all (pair.client, "cd", 2);
+  /* Not lsock_test_close_and_finalize_stream(): its drain would spin */
+  g_io_stream_close (G_IO_STREAM (pair.client), NULL, NULL);
+  g_object_add_weak_pointer (G_OBJECT (pair.client), (gpointer *) &pair.client);
+  g_object_unref (pair.client);
+  assert_goes_quiet ("for a hang-up nobody reads");
+  g_assert_null (pair.client);
+  read_async_exactly (pair.server, "cd", 2);
+  g_assert_cmpint (read_async_wait (pair.server, buf, sizeof buf, NULL, &error), ==, 0);
+  g_assert_no_error (error);
+
+  assert_reactor (pair.server, kind);
+  pair_close (&pair);
+}
+
 /* A zero-length read returns 0 at once and takes nothing; a peer's
  * zero-length write is nothing at all (no false end of stream) */
 static void
@@ -1064,6 +1130,7 @@ main (int   argc,
   add_on_each_reactor ("readiness/splice-after-fd-message", test_splice_after_fd_message);
   add_on_each_reactor ("readiness/urgent-data", test_urgent_data);
   add_on_each_reactor ("readiness/hang-up", test_hang_up);
+  add_on_each_reactor ("readiness/quiet-when-unwanted", test_quiet_when_unwanted);
   add_on_each_reactor ("readiness/zero-length", test_zero_length);
   add_on_each_reactor ("write-async/at-once", test_write_async_at_once);
   add_on_each_reactor ("readiness/abort-then-data", test_abort_then_data);
