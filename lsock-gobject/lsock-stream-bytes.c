@@ -11,11 +11,13 @@
  * no GTask, a fresh LsockAsyncResult, and, when the socket is ready, the
  * system call at once and the callback later in the same reactor dispatch
  * (when called from one) rather than a main loop iteration later. A send
- * writes everything however many calls it takes, in one operation. The
- * substream's pending flag is held meanwhile, so they mix safely with the
- * usual GIO calls. On Windows they are the usual GIO calls on the
- * substreams. The backends start the operation, with the pending flag set
- * (lsock-stream-unix.c, lsock-stream-win32.c); this checks and finishes.
+ * writes everything however many calls it takes, in one operation, and
+ * none makes a substream. The direction is busy meanwhile, for the
+ * substream's operations too (_lsock_stream_set_pending()), so they mix
+ * safely with the usual GIO calls. On Windows they are the usual GIO calls
+ * on the substreams. The backends start the operation, with the pending
+ * flag set (lsock-stream-unix.c, lsock-stream-win32.c), and clear it
+ * before the callback; this checks and finishes.
  */
 
 /**
@@ -41,14 +43,19 @@ lsock_stream_send_bytes (LsockStream   *self,
 {
   gsize size;
   gconstpointer data;
+  gboolean ok;
 
   g_return_val_if_fail (LSOCK_IS_STREAM (self), FALSE);
   g_return_val_if_fail (bytes != NULL, FALSE);
   g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
+  if (!_lsock_stream_set_pending (self, LSOCK_DIRECTION_WRITE, error))
+    return FALSE;
   data = g_bytes_get_data (bytes, &size);
-  return g_output_stream_write_all (self->output, data, size, NULL, cancellable, error);
+  ok = _lsock_stream_send_bytes_impl (self, data, size, cancellable, error);
+  _lsock_stream_clear_pending (self, LSOCK_DIRECTION_WRITE);
+  return ok;
 }
 
 /**
@@ -72,12 +79,18 @@ lsock_stream_receive_bytes (LsockStream   *self,
                             GCancellable  *cancellable,
                             GError       **error)
 {
+  GBytes *received;
+
   g_return_val_if_fail (LSOCK_IS_STREAM (self), NULL);
   g_return_val_if_fail (max_bytes > 0 && max_bytes <= G_MAXSSIZE, NULL);
   g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  return g_input_stream_read_bytes (self->input, max_bytes, cancellable, error);
+  if (!_lsock_stream_set_pending (self, LSOCK_DIRECTION_READ, error))
+    return NULL;
+  received = _lsock_stream_receive_bytes_impl (self, max_bytes, cancellable, error);
+  _lsock_stream_clear_pending (self, LSOCK_DIRECTION_READ);
+  return received;
 }
 
 
@@ -119,7 +132,7 @@ lsock_stream_send_bytes_async (LsockStream         *self,
   g_return_if_fail (bytes != NULL);
   g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
 
-  if (!g_output_stream_set_pending (self->output, &error))
+  if (!_lsock_stream_set_pending (self, LSOCK_DIRECTION_WRITE, &error))
     {
       g_task_report_error (self, callback, user_data, lsock_stream_send_bytes_async, error);
       return;
@@ -194,7 +207,7 @@ lsock_stream_receive_bytes_async (LsockStream         *self,
   g_return_if_fail (max_bytes > 0 && max_bytes <= G_MAXSSIZE);
   g_return_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable));
 
-  if (!g_input_stream_set_pending (self->input, &error))
+  if (!_lsock_stream_set_pending (self, LSOCK_DIRECTION_READ, &error))
     {
       g_task_report_error (self, callback, user_data, lsock_stream_receive_bytes_async, error);
       return;

@@ -129,8 +129,9 @@ _lsock_stream_check_not_pending (LsockStream  *self,
                                  GError      **error)
 {
   if (g_io_stream_has_pending (G_IO_STREAM (self)) ||
-      g_input_stream_has_pending (self->input) ||
-      g_output_stream_has_pending (self->output))
+      self->conn->busy[LSOCK_DIRECTION_READ] || self->conn->busy[LSOCK_DIRECTION_WRITE] ||
+      (self->input != NULL && g_input_stream_has_pending (self->input)) ||
+      (self->output != NULL && g_output_stream_has_pending (self->output)))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING,
                    _("Could not take the socket of “%s”: an operation on it is still "
@@ -252,10 +253,10 @@ lsock_stream_send_fd (LsockStream   *self,
   g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (!g_output_stream_set_pending (self->output, error))
+  if (!_lsock_stream_set_pending (self, LSOCK_DIRECTION_WRITE, error))
     return FALSE;
   ok = _lsock_stream_send_fd_impl (self, fd, TRUE, cancellable, error);
-  g_output_stream_clear_pending (self->output);
+  _lsock_stream_clear_pending (self, LSOCK_DIRECTION_WRITE);
   return ok;
 }
 
@@ -295,10 +296,10 @@ lsock_stream_receive_fd (LsockStream   *self,
   g_return_val_if_fail (!cancellable || G_IS_CANCELLABLE (cancellable), -1);
   g_return_val_if_fail (error == NULL || *error == NULL, -1);
 
-  if (!g_input_stream_set_pending (self->input, error))
+  if (!_lsock_stream_set_pending (self, LSOCK_DIRECTION_READ, error))
     return -1;
   fd = _lsock_stream_receive_fd_impl (self, TRUE, cancellable, error);
-  g_input_stream_clear_pending (self->input);
+  _lsock_stream_clear_pending (self, LSOCK_DIRECTION_READ);
   return fd;
 }
 
@@ -364,19 +365,19 @@ fd_op_step (GTask *task)
 
       g_clear_error (&error);
       if (op->sending)
-        source = g_pollable_output_stream_create_source (G_POLLABLE_OUTPUT_STREAM (self->output),
+        source = g_pollable_output_stream_create_source (G_POLLABLE_OUTPUT_STREAM (_lsock_stream_get_output (self)),
                                                          cancellable);
       else
-        source = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (self->input),
+        source = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (_lsock_stream_get_input (self)),
                                                         cancellable);
       g_task_attach_source (task, source, (GSourceFunc) (void (*) (void)) fd_op_ready_cb);
       return;
     }
 
   if (op->sending)
-    g_output_stream_clear_pending (self->output);
+    _lsock_stream_clear_pending (self, LSOCK_DIRECTION_WRITE);
   else
-    g_input_stream_clear_pending (self->input);
+    _lsock_stream_clear_pending (self, LSOCK_DIRECTION_READ);
 
   if (!ok)
     {
@@ -418,9 +419,9 @@ fd_op_start (LsockStream         *self,
   g_task_set_task_data (task, op, (GDestroyNotify) fd_op_free);
 
   if (sending)
-    pending_set = g_output_stream_set_pending (self->output, &error);
+    pending_set = _lsock_stream_set_pending (self, LSOCK_DIRECTION_WRITE, &error);
   else
-    pending_set = g_input_stream_set_pending (self->input, &error);
+    pending_set = _lsock_stream_set_pending (self, LSOCK_DIRECTION_READ, &error);
   if (!pending_set)
     {
       g_task_return_error (task, error);
@@ -434,7 +435,7 @@ fd_op_start (LsockStream         *self,
     {
       int errsv = errno;
 
-      g_output_stream_clear_pending (self->output);
+      _lsock_stream_clear_pending (self, LSOCK_DIRECTION_WRITE);
       g_task_return_new_error (task, G_IO_ERROR,
                                errsv == EBADF ? G_IO_ERROR_INVALID_ARGUMENT :
                                                 g_io_error_from_errno (errsv),

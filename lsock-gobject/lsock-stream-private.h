@@ -31,7 +31,19 @@ struct _LsockConn
   /* atomic: the peer closed with data of ours unread (a reset; Linux
    * reports it, see lsock_stream_get_peer_discarded()) */
   int              peer_discarded;
+  /* By direction (LsockDirection): a call of the LsockStream's own (bytes,
+   * descriptors) is in progress, which makes the substream busy as its own
+   * pending flag would. Plain flags, like GIO's: one operation at a time
+   * per direction is the caller's side of the contract, these only say
+   * G_IO_ERROR_PENDING when it is broken. */
+  gboolean         busy[2];
 };
+
+typedef enum
+{
+  LSOCK_DIRECTION_READ,
+  LSOCK_DIRECTION_WRITE,
+} LsockDirection;
 
 /* A connection with one owner (the caller), taking @backend */
 LsockConn    *_lsock_conn_new                     (LsockName     *name,
@@ -54,7 +66,10 @@ struct _LsockStream
   GIOStream      parent_instance;
 
   LsockConn     *conn;   /* we are one of its owners */
-  GInputStream  *input;  /* each owns conn too */
+  /* Made on first use (_lsock_stream_get_input()), then there until
+   * dispose: a stream that only uses the bytes calls, or hands its socket
+   * over, never has them. Each owns conn too. */
+  GInputStream  *input;
   GOutputStream *output;
   /* Disposed with an operation pending: the substreams keep the
    * connection open until they are done (as GSocketConnection does) */
@@ -64,6 +79,24 @@ struct _LsockStream
 /* Wraps a connection (taking @backend, the platform's) in a stream */
 LsockStream  *_lsock_stream_new                   (LsockName     *name,
                                                    gpointer       backend);
+/* (transfer none) the substreams, made on first use, from any thread */
+GInputStream *_lsock_stream_get_input             (LsockStream   *self);
+GOutputStream *_lsock_stream_get_output           (LsockStream   *self);
+
+/* The pending flag of the stream's own calls in @direction (bytes,
+ * descriptors): G_IO_ERROR_PENDING while one of them or an operation of
+ * the substream is in progress there. The substreams' operations check it
+ * in turn (_lsock_conn_check_not_busy()). */
+gboolean      _lsock_stream_set_pending           (LsockStream   *self,
+                                                   LsockDirection direction,
+                                                   GError       **error);
+void          _lsock_stream_clear_pending         (LsockStream   *self,
+                                                   LsockDirection direction);
+/* For a substream's operation: G_IO_ERROR_PENDING while a call of the
+ * stream's own holds @direction */
+gboolean      _lsock_conn_check_not_busy          (LsockConn     *conn,
+                                                   LsockDirection direction,
+                                                   GError       **error);
 
 /* Sets the close vfuncs of a backend's substream class: closing a substream
  * does nothing itself, since the connection belongs to the LsockStream (as
@@ -73,8 +106,9 @@ void          _lsock_input_stream_class_set_close  (GInputStreamClass  *klass);
 void          _lsock_output_stream_class_set_close (GOutputStreamClass *klass);
 
 /* Backend hooks (lsock-stream-unix.c / lsock-stream-win32.c) */
-/* Creates the input and output streams over self->conn, each an owner */
-void          _lsock_stream_init_streams_impl     (LsockStream   *self);
+/* A new input or output stream over self->conn, an owner of it */
+GInputStream *_lsock_stream_new_input_impl        (LsockStream   *self);
+GOutputStream *_lsock_stream_new_output_impl      (LsockStream   *self);
 /* Releases the platform connection; called once, conn->closed already
  * set, no lock held. Wakes operations in flight in other threads. */
 void          _lsock_conn_close_impl              (LsockConn     *conn);
@@ -126,9 +160,20 @@ int           _lsock_stream_receive_fd_impl       (LsockStream   *self,
                                                    gboolean       blocking,
                                                    GCancellable  *cancellable,
                                                    GError       **error);
-/* The bytes calls (lsock-stream-bytes.c), started with the substream's
- * pending flag set; reported with an LsockAsyncResult or a GTask whose
- * source tag is the public _async() function */
+/* The bytes calls (lsock-stream-bytes.c), started with the stream's
+ * pending flag set (_lsock_stream_set_pending()). The sync ones leave it
+ * to the caller to clear; the async ones clear it before the callback, and
+ * report with an LsockAsyncResult or a GTask whose source tag is the
+ * public _async() function. */
+gboolean      _lsock_stream_send_bytes_impl          (LsockStream         *self,
+                                                      gconstpointer        data,
+                                                      gsize                size,
+                                                      GCancellable        *cancellable,
+                                                      GError             **error);
+GBytes       *_lsock_stream_receive_bytes_impl       (LsockStream         *self,
+                                                      gsize                max_bytes,
+                                                      GCancellable        *cancellable,
+                                                      GError             **error);
 void          _lsock_stream_send_bytes_async_impl    (LsockStream         *self,
                                                       GBytes              *bytes,
                                                       int                  io_priority,

@@ -19,11 +19,16 @@
  * of its socket. Reading and writing are in lsock-unix-conn.c, the
  * substream classes in lsock-unix-streams.c. */
 
-void
-_lsock_stream_init_streams_impl (LsockStream *self)
+GInputStream *
+_lsock_stream_new_input_impl (LsockStream *self)
 {
-  self->input = _lsock_unix_input_stream_new (self->conn);
-  self->output = _lsock_unix_output_stream_new (self->conn);
+  return _lsock_unix_input_stream_new (self->conn);
+}
+
+GOutputStream *
+_lsock_stream_new_output_impl (LsockStream *self)
+{
+  return _lsock_unix_output_stream_new (self->conn);
 }
 
 static LsockStream *
@@ -797,7 +802,54 @@ _lsock_stream_dbus_stream_impl (LsockStream           *self,
 }
 
 /* ---------------------------------------------------------------------- */
-/* The bytes calls: straight to the connection's engine, no GTask */
+/* The bytes calls: straight to the connection, no substream; the async
+ * ones through its engine, no GTask */
+
+gboolean
+_lsock_stream_send_bytes_impl (LsockStream   *self,
+                               gconstpointer  data,
+                               gsize          size,
+                               GCancellable  *cancellable,
+                               GError       **error)
+{
+  gsize done = 0;
+
+  /* A blocking send() writes it all but when a signal or the timeout
+   * interrupts it */
+  while (done < size)
+    {
+      gssize n = _lsock_unix_conn_io (self->conn, LSOCK_DIRECTION_WRITE,
+                                      (char *) data + done, size - done, TRUE,
+                                      cancellable, error);
+
+      if (n < 0)
+        return FALSE;
+      done += n;
+    }
+  return TRUE;
+}
+
+GBytes *
+_lsock_stream_receive_bytes_impl (LsockStream   *self,
+                                  gsize          max_bytes,
+                                  GCancellable  *cancellable,
+                                  GError       **error)
+{
+  char scratch[LSOCK_RECEIVE_SCRATCH];
+  char *buffer = max_bytes > sizeof scratch ? g_malloc (max_bytes) : scratch;
+  gssize n = _lsock_unix_conn_io (self->conn, LSOCK_DIRECTION_READ, buffer, max_bytes, TRUE,
+                                  cancellable, error);
+
+  if (buffer == scratch)
+    return n >= 0 ? g_bytes_new (scratch, n) : NULL;
+  if (n <= 0)
+    {
+      g_free (buffer);
+      return n == 0 ? g_bytes_new (NULL, 0) : NULL;
+    }
+  /* No larger than what came */
+  return g_bytes_new_take ((gsize) n < max_bytes ? g_realloc (buffer, n) : buffer, n);
+}
 
 void
 _lsock_stream_send_bytes_async_impl (LsockStream         *self,
@@ -810,8 +862,9 @@ _lsock_stream_send_bytes_async_impl (LsockStream         *self,
   gsize size;
   gconstpointer data = g_bytes_get_data (bytes, &size);
 
-  _lsock_unix_conn_io_async_full (self->conn, self, LSOCK_DIRECTION_WRITE, LSOCK_IO_ALL,
-                                  (gpointer) data, size, bytes, (GObject *) self->output,
+  _lsock_unix_conn_io_async_full (self->conn, self, LSOCK_DIRECTION_WRITE,
+                                  LSOCK_IO_ALL | LSOCK_IO_CLEAR_PENDING,
+                                  (gpointer) data, size, bytes,
                                   io_priority, cancellable, callback, user_data,
                                   lsock_stream_send_bytes_async);
 }
@@ -824,9 +877,10 @@ _lsock_stream_receive_bytes_async_impl (LsockStream         *self,
                                         GAsyncReadyCallback  callback,
                                         gpointer             user_data)
 {
-  _lsock_unix_conn_io_async_full (self->conn, self, LSOCK_DIRECTION_READ, LSOCK_IO_RECEIVE_BYTES,
+  _lsock_unix_conn_io_async_full (self->conn, self, LSOCK_DIRECTION_READ,
+                                  LSOCK_IO_RECEIVE_BYTES | LSOCK_IO_CLEAR_PENDING,
                                   max_bytes > LSOCK_RECEIVE_SCRATCH ? g_malloc (max_bytes) : NULL,
-                                  max_bytes, NULL, (GObject *) self->input,
+                                  max_bytes, NULL,
                                   io_priority, cancellable, callback, user_data,
                                   lsock_stream_receive_bytes_async);
 }

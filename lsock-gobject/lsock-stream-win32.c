@@ -963,16 +963,22 @@ lsock_win32_output_stream_init (LsockWin32OutputStream *self)
 
 /* ---------------------------------------------------------------------- */
 
-void
-_lsock_stream_init_streams_impl (LsockStream *self)
+GInputStream *
+_lsock_stream_new_input_impl (LsockStream *self)
 {
   LsockWin32InputStream *input = g_object_new (LSOCK_TYPE_WIN32_INPUT_STREAM, NULL);
-  LsockWin32OutputStream *output = g_object_new (LSOCK_TYPE_WIN32_OUTPUT_STREAM, NULL);
 
   input->conn = _lsock_conn_own (self->conn);
+  return G_INPUT_STREAM (input);
+}
+
+GOutputStream *
+_lsock_stream_new_output_impl (LsockStream *self)
+{
+  LsockWin32OutputStream *output = g_object_new (LSOCK_TYPE_WIN32_OUTPUT_STREAM, NULL);
+
   output->conn = _lsock_conn_own (self->conn);
-  self->input = G_INPUT_STREAM (input);
-  self->output = G_OUTPUT_STREAM (output);
+  return G_OUTPUT_STREAM (output);
 }
 
 /* A backend for _lsock_stream_new() that takes @pipe */
@@ -1594,6 +1600,27 @@ _lsock_stream_dbus_stream_impl (LsockStream           *self,
 /* ---------------------------------------------------------------------- */
 /* The bytes calls: the usual GIO calls on the substreams */
 
+gboolean
+_lsock_stream_send_bytes_impl (LsockStream   *self,
+                               gconstpointer  data,
+                               gsize          size,
+                               GCancellable  *cancellable,
+                               GError       **error)
+{
+  return g_output_stream_write_all (_lsock_stream_get_output (self), data, size, NULL,
+                                    cancellable, error);
+}
+
+GBytes *
+_lsock_stream_receive_bytes_impl (LsockStream   *self,
+                                  gsize          max_bytes,
+                                  GCancellable  *cancellable,
+                                  GError       **error)
+{
+  return g_input_stream_read_bytes (_lsock_stream_get_input (self), max_bytes, cancellable,
+                                    error);
+}
+
 static void
 send_bytes_win32_cb (GObject      *source,
                      GAsyncResult *result,
@@ -1602,6 +1629,8 @@ send_bytes_win32_cb (GObject      *source,
   GTask *task = user_data;
   GError *error = NULL;
 
+  /* Before the callback, which may start the next one */
+  _lsock_stream_clear_pending (g_task_get_source_object (task), LSOCK_DIRECTION_WRITE);
   if (g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
     g_task_return_boolean (task, TRUE);
   else
@@ -1618,6 +1647,7 @@ receive_bytes_win32_cb (GObject      *source,
   GError *error = NULL;
   GBytes *bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), result, &error);
 
+  _lsock_stream_clear_pending (g_task_get_source_object (task), LSOCK_DIRECTION_READ);
   if (bytes != NULL)
     g_task_return_pointer (task, bytes, (GDestroyNotify) g_bytes_unref);
   else
@@ -1639,10 +1669,10 @@ _lsock_stream_send_bytes_async_impl (LsockStream         *self,
 
   g_task_set_source_tag (task, lsock_stream_send_bytes_async);
   g_task_set_task_data (task, g_bytes_ref (bytes), (GDestroyNotify) g_bytes_unref);
-  /* write_all_async() takes the pending flag itself */
-  g_output_stream_clear_pending (self->output);
-  g_output_stream_write_all_async (self->output, data, size, io_priority, cancellable,
-                                   send_bytes_win32_cb, task);
+  /* The stream's own pending flag is held; the substream's is
+   * write_all_async()'s */
+  g_output_stream_write_all_async (_lsock_stream_get_output (self), data, size, io_priority,
+                                   cancellable, send_bytes_win32_cb, task);
 }
 
 void
@@ -1656,7 +1686,6 @@ _lsock_stream_receive_bytes_async_impl (LsockStream         *self,
   GTask *task = g_task_new (self, cancellable, callback, user_data);
 
   g_task_set_source_tag (task, lsock_stream_receive_bytes_async);
-  g_input_stream_clear_pending (self->input);
-  g_input_stream_read_bytes_async (self->input, max_bytes, io_priority, cancellable,
-                                   receive_bytes_win32_cb, task);
+  g_input_stream_read_bytes_async (_lsock_stream_get_input (self), max_bytes, io_priority,
+                                   cancellable, receive_bytes_win32_cb, task);
 }

@@ -170,9 +170,111 @@ _lsock_stream_new (LsockName *name,
 
   self = g_object_new (LSOCK_TYPE_STREAM, NULL);
   self->conn = _lsock_conn_new (name, backend);
-  _lsock_stream_init_streams_impl (self);
 
   return self;
+}
+
+/* The first caller makes them; any thread may be first. Most of an
+ * accepted connection's objects were its substreams, which a service on
+ * the bytes calls, or one that hands the socket over, never uses. */
+static gpointer
+get_substream (gpointer     *slot,
+               LsockStream  *self,
+               GObject    *(*make) (LsockStream *self))
+{
+  GObject *substream = g_atomic_pointer_get (slot);
+
+  if (G_LIKELY (substream != NULL))
+    return substream;
+  substream = make (self);
+  if (!g_atomic_pointer_compare_and_exchange (slot, NULL, substream))
+    {
+      /* Another thread was first */
+      g_object_unref (substream);
+      substream = g_atomic_pointer_get (slot);
+    }
+  return substream;
+}
+
+GInputStream *
+_lsock_stream_get_input (LsockStream *self)
+{
+  return get_substream ((gpointer *) &self->input, self,
+                        (GObject * (*) (LsockStream *)) _lsock_stream_new_input_impl);
+}
+
+GOutputStream *
+_lsock_stream_get_output (LsockStream *self)
+{
+  return get_substream ((gpointer *) &self->output, self,
+                        (GObject * (*) (LsockStream *)) _lsock_stream_new_output_impl);
+}
+
+static gboolean
+substream_has_pending (LsockStream    *self,
+                       LsockDirection  direction)
+{
+  if (direction == LSOCK_DIRECTION_READ)
+    {
+      GInputStream *input = g_atomic_pointer_get (&self->input);
+
+      return input != NULL && g_input_stream_has_pending (input);
+    }
+  else
+    {
+      GOutputStream *output = g_atomic_pointer_get (&self->output);
+
+      return output != NULL && g_output_stream_has_pending (output);
+    }
+}
+
+static void
+set_busy_error (LsockConn      *conn,
+                LsockDirection  direction,
+                GError        **error)
+{
+  if (direction == LSOCK_DIRECTION_READ)
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING,
+                 _("Could not read from “%s”: another read is in progress"),
+                 _lsock_name_get_display (conn->name));
+  else
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING,
+                 _("Could not write to “%s”: another write is in progress"),
+                 _lsock_name_get_display (conn->name));
+}
+
+/* Without the substream, whose pending flag GIO keeps, if it was never
+ * made: the connection holds the stream's own */
+gboolean
+_lsock_stream_set_pending (LsockStream     *self,
+                           LsockDirection   direction,
+                           GError         **error)
+{
+  if (self->conn->busy[direction] || substream_has_pending (self, direction))
+    {
+      set_busy_error (self->conn, direction, error);
+      return FALSE;
+    }
+  self->conn->busy[direction] = TRUE;
+  return TRUE;
+}
+
+void
+_lsock_stream_clear_pending (LsockStream    *self,
+                             LsockDirection  direction)
+{
+  self->conn->busy[direction] = FALSE;
+}
+
+gboolean
+_lsock_conn_check_not_busy (LsockConn       *conn,
+                            LsockDirection   direction,
+                            GError         **error)
+{
+  if (G_LIKELY (!conn->busy[direction]))
+    return TRUE;
+  set_busy_error (conn, direction, error);
+  return FALSE;
 }
 
 void
@@ -295,13 +397,13 @@ _lsock_output_stream_class_set_close (GOutputStreamClass *klass)
 static GInputStream *
 lsock_stream_get_input_stream (GIOStream *stream)
 {
-  return LSOCK_STREAM (stream)->input;
+  return _lsock_stream_get_input (LSOCK_STREAM (stream));
 }
 
 static GOutputStream *
 lsock_stream_get_output_stream (GIOStream *stream)
 {
-  return LSOCK_STREAM (stream)->output;
+  return _lsock_stream_get_output (LSOCK_STREAM (stream));
 }
 
 /* Closes the connection: pending and later operations on the substreams,

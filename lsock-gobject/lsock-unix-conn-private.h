@@ -13,12 +13,6 @@ G_BEGIN_DECLS
  * and written by the substreams in lsock-unix-streams.c, with one sync and
  * one async path per direction and one error mapping. */
 
-typedef enum
-{
-  LSOCK_DIRECTION_READ,
-  LSOCK_DIRECTION_WRITE,
-} LsockDirection;
-
 /* A backend for _lsock_stream_new() that takes @fd */
 gpointer      _lsock_unix_conn_new            (int             fd);
 
@@ -93,6 +87,11 @@ typedef enum
                                      * is read onto the stack and copied */
   LSOCK_IO_NEXT_DISPATCH = 1 << 2,  /* done at once: reported from the next
                                      * dispatch, not later in this one */
+  LSOCK_IO_CLEAR_PENDING = 1 << 3,  /* a call of the LsockStream's own, which
+                                     * holds conn->busy[direction] (see
+                                     * _lsock_stream_set_pending()): cleared
+                                     * before the callback. Without it, an
+                                     * operation fails while that is held. */
 } LsockIoFlags;
 
 /* Below this, a copy of what came costs less than allocating for the most
@@ -100,8 +99,7 @@ typedef enum
 #define LSOCK_RECEIVE_SCRATCH 4096
 
 /* As _lsock_unix_conn_io_async(), with @flags, holding @held (the owner of
- * @buffer, or NULL) until the operation is done, and clearing the pending
- * flag of @clear_pending (a substream, or NULL) before the callback */
+ * @buffer, or NULL) until the operation is done */
 void          _lsock_unix_conn_io_async_full  (LsockConn          *conn,
                                                gpointer            stream,
                                                LsockDirection      direction,
@@ -109,7 +107,6 @@ void          _lsock_unix_conn_io_async_full  (LsockConn          *conn,
                                                void               *buffer,
                                                gsize               count,
                                                GBytes             *held,
-                                               GObject            *clear_pending,
                                                int                 io_priority,
                                                GCancellable       *cancellable,
                                                GAsyncReadyCallback callback,

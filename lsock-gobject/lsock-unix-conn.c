@@ -98,8 +98,6 @@ struct _IoOp
   LsockReactor   *reactor;        /* where it is reported: the watch's,
                                    * or, with no watch, a reference */
   GCancellable   *cancellable;
-  GObject        *clear_pending;  /* the substream whose pending flag the
-                                   * operation holds, by its direction */
   GSource        *cancel_source;
   GSource        *timeout_source;
   LsockDirection  direction;
@@ -1004,14 +1002,8 @@ io_op_report (IoOp *op)
 
   /* The operation is over before its callback hears of it, which may
    * start the next one */
-  if (op->clear_pending != NULL)
-    {
-      if (op->direction == LSOCK_DIRECTION_READ)
-        g_input_stream_clear_pending ((GInputStream *) op->clear_pending);
-      else
-        g_output_stream_clear_pending ((GOutputStream *) op->clear_pending);
-      g_object_unref (op->clear_pending);
-    }
+  if (op->flags & LSOCK_IO_CLEAR_PENDING)
+    op->conn->busy[op->direction] = FALSE;
   g_free (op);
 
   _lsock_async_result_complete (result);
@@ -1030,7 +1022,7 @@ _lsock_unix_conn_io_async (LsockConn          *conn,
                            gpointer            user_data,
                            gpointer            source_tag)
 {
-  _lsock_unix_conn_io_async_full (conn, stream, direction, 0, buffer, count, NULL, NULL,
+  _lsock_unix_conn_io_async_full (conn, stream, direction, 0, buffer, count, NULL,
                                   io_priority, cancellable, callback, user_data, source_tag);
 }
 
@@ -1042,7 +1034,6 @@ _lsock_unix_conn_io_async_full (LsockConn          *conn,
                                 void               *buffer,
                                 gsize               count,
                                 GBytes             *held,
-                                GObject            *clear_pending,
                                 int                 io_priority,
                                 GCancellable       *cancellable,
                                 GAsyncReadyCallback callback,
@@ -1074,7 +1065,6 @@ _lsock_unix_conn_io_async_full (LsockConn          *conn,
     .count = count,
     .held = held != NULL ? g_bytes_ref (held) : NULL,
     .cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL,
-    .clear_pending = clear_pending != NULL ? g_object_ref (clear_pending) : NULL,
   };
   op->result->op = op;
 
@@ -1097,6 +1087,9 @@ _lsock_unix_conn_io_async_full (LsockConn          *conn,
     op->outcome = IO_CLOSED;
   else if (op->watch == NULL)
     op->outcome = op->error != NULL ? IO_FAILED : IO_CLOSED;
+  else if (!(flags & LSOCK_IO_CLEAR_PENDING) &&
+           !_lsock_conn_check_not_busy (conn, direction, &op->error))
+    op->outcome = IO_FAILED;
   else if (g_cancellable_is_cancelled (cancellable))
     op->outcome = IO_CANCELLED;
   else if (count == 0 && (direction == LSOCK_DIRECTION_READ || (flags & LSOCK_IO_ALL)))

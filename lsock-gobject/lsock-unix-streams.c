@@ -34,6 +34,8 @@ lsock_unix_input_stream_read (GInputStream  *stream,
                               GCancellable  *cancellable,
                               GError       **error)
 {
+  if (!_lsock_conn_check_not_busy (INPUT_CONN (stream), LSOCK_DIRECTION_READ, error))
+    return -1;
   return _lsock_unix_conn_io (INPUT_CONN (stream), LSOCK_DIRECTION_READ,
                               buffer, count, TRUE, cancellable, error);
 }
@@ -161,6 +163,8 @@ lsock_unix_output_stream_write (GOutputStream  *stream,
                                 GCancellable   *cancellable,
                                 GError        **error)
 {
+  if (!_lsock_conn_check_not_busy (OUTPUT_CONN (stream), LSOCK_DIRECTION_WRITE, error))
+    return -1;
   return _lsock_unix_conn_io (OUTPUT_CONN (stream), LSOCK_DIRECTION_WRITE,
                               (void *) buffer, count, TRUE, cancellable, error);
 }
@@ -179,7 +183,7 @@ lsock_unix_output_stream_write_async (GOutputStream       *stream,
    * one through an idle source if we reported in this one: report from
    * the reactor's next dispatch, where it returns at once */
   _lsock_unix_conn_io_async_full (OUTPUT_CONN (stream), stream, LSOCK_DIRECTION_WRITE,
-                                  LSOCK_IO_NEXT_DISPATCH, (void *) buffer, count, NULL, NULL,
+                                  LSOCK_IO_NEXT_DISPATCH, (void *) buffer, count, NULL,
                                   io_priority, cancellable, callback, user_data,
                                   lsock_unix_output_stream_write_async);
 }
@@ -328,7 +332,7 @@ splice_read_cb (GObject      *source,
     }
   /* All of it, however many system calls that takes */
   _lsock_unix_conn_io_async_full (OUTPUT_CONN (stream), stream, LSOCK_DIRECTION_WRITE,
-                                  LSOCK_IO_ALL, splice->buffer, n, NULL, NULL,
+                                  LSOCK_IO_ALL, splice->buffer, n, NULL,
                                   g_task_get_priority (task), g_task_get_cancellable (task),
                                   splice_written_cb, task, splice_written_cb);
 }
@@ -374,6 +378,12 @@ lsock_unix_output_stream_splice_async (GOutputStream            *stream,
   splice->buffer = g_malloc (SPLICE_CHUNK);
   g_task_set_task_data (task, splice, splice_data_free);
 
+  /* Before anything is read that could not be written */
+  if (!_lsock_conn_check_not_busy (OUTPUT_CONN (stream), LSOCK_DIRECTION_WRITE, &splice->error))
+    {
+      splice_return (task);
+      return;
+    }
   splice_read (task);
 }
 

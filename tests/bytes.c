@@ -8,6 +8,7 @@
  * stream alive while one is pending. */
 
 #include "lsock-test-util.h"
+#include "lsock-stream-private.h"
 
 #include <string.h>
 
@@ -264,6 +265,220 @@ test_alive_while_pending (void)
   lsock_test_close_and_finalize_stream (&a);
 }
 
+/* A connection served with the bytes calls alone never makes its
+ * substreams (on Unix); asked for, they come once, the same ones every
+ * time */
+static void
+test_lazy_substreams (void)
+{
+  LsockTestPair pair = { 0 };
+  g_autoptr(GBytes) ping = g_bytes_new_static ("ping", 4);
+  GAsyncResult *result = NULL;
+  GError *error = NULL;
+  GInputStream *input;
+  GOutputStream *output;
+
+  lsock_test_pair_open (&pair, lsock_test_namespaced_name ());
+  for (int i = 0; i < 3; i++)
+    {
+      g_autoptr(GBytes) got = NULL;
+      Sent sent = { 0 };
+
+      g_assert_true (lsock_stream_send_bytes (pair.client, ping, NULL, &error));
+      g_assert_no_error (error);
+      lsock_stream_receive_bytes_async (pair.server, 16, G_PRIORITY_DEFAULT, NULL,
+                                        lsock_test_store_result, &result);
+      lsock_test_wait_until (result != NULL);
+      got = lsock_stream_receive_bytes_finish (pair.server, result, &error);
+      g_assert_no_error (error);
+      g_assert_true (g_bytes_equal (got, ping));
+      g_clear_object (&result);
+
+      lsock_stream_send_bytes_async (pair.server, got, G_PRIORITY_DEFAULT, NULL,
+                                     sent_cb, &sent);
+      lsock_test_wait_until (sent.done);
+      g_assert_no_error (sent.error);
+      g_clear_pointer (&got, g_bytes_unref);
+      got = lsock_stream_receive_bytes (pair.client, 16, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (g_bytes_equal (got, ping));
+    }
+#ifdef G_OS_UNIX
+  /* Sync or async; on Windows the bytes calls are the substreams' own */
+  g_assert_null (pair.server->input);
+  g_assert_null (pair.server->output);
+  g_assert_null (pair.client->input);
+  g_assert_null (pair.client->output);
+#endif
+
+  input = g_io_stream_get_input_stream (G_IO_STREAM (pair.server));
+  output = g_io_stream_get_output_stream (G_IO_STREAM (pair.server));
+  g_assert_nonnull (input);
+  g_assert_nonnull (output);
+  g_assert_true (g_io_stream_get_input_stream (G_IO_STREAM (pair.server)) == input);
+  g_assert_true (g_io_stream_get_output_stream (G_IO_STREAM (pair.server)) == output);
+  /* And they work: what the bytes calls left is theirs */
+  g_assert_true (lsock_stream_send_bytes (pair.client, ping, NULL, NULL));
+  {
+    char buf[4];
+    gsize n;
+
+    g_assert_true (g_input_stream_read_all (input, buf, sizeof buf, &n, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_cmpmem (buf, n, "ping", 4);
+  }
+  lsock_test_pair_close (&pair);
+}
+
+typedef struct
+{
+  LsockStream  *stream;
+  int          *go;
+  GInputStream *got;
+} GetterRace;
+
+static gpointer
+getter_thread (gpointer data)
+{
+  GetterRace *race = data;
+
+  while (!g_atomic_int_get (race->go))
+    ;
+  race->got = g_io_stream_get_input_stream (G_IO_STREAM (race->stream));
+  return NULL;
+}
+
+/* Threads asking for the substream at once all get the same one; the
+ * others' are dropped (ASan and valgrind see a leak otherwise) */
+static void
+test_lazy_substreams_race (void)
+{
+  for (int round = 0; round < 50; round++)
+    {
+      LsockStream *a = NULL;
+      LsockStream *b = NULL;
+      GetterRace races[4];
+      GThread *threads[G_N_ELEMENTS (races)];
+      int go = 0;
+
+      g_assert_true (lsock_stream_new_pair (&a, &b, NULL));
+      for (guint i = 0; i < G_N_ELEMENTS (races); i++)
+        {
+          races[i] = (GetterRace) { .stream = a, .go = &go };
+          threads[i] = g_thread_new ("getter", getter_thread, &races[i]);
+        }
+      g_atomic_int_set (&go, 1);
+      for (guint i = 0; i < G_N_ELEMENTS (races); i++)
+        {
+          g_thread_join (threads[i]);
+          g_assert_nonnull (races[i].got);
+          g_assert_true (races[i].got == races[0].got);
+        }
+      g_assert_true (g_io_stream_get_input_stream (G_IO_STREAM (a)) == races[0].got);
+      lsock_test_close_and_finalize_stream (&a);
+      lsock_test_close_and_finalize_stream (&b);
+    }
+}
+
+/* The bytes calls hold their direction with no substream made: one made
+ * meanwhile is busy too, for every kind of operation, until they are done;
+ * and the other way round */
+static void
+test_pending_lazy_substream (void)
+{
+  LsockStream *a = NULL;
+  LsockStream *b = NULL;
+  g_autoptr(GBytes) big = NULL;
+  g_autoptr(GInputStream) memory = g_memory_input_stream_new_from_data ("spliced", 7, NULL);
+  GAsyncResult *result = NULL;
+  g_autoptr(GBytes) r = g_bytes_new_static ("r", 1);
+  GAsyncResult *second = NULL;
+  Sent sent = { 0 };
+  GError *error = NULL;
+  char buf[16];
+  gsize drained = 0;
+
+  g_assert_true (lsock_stream_new_pair (&a, &b, NULL));
+
+  /* Reading */
+  lsock_stream_receive_bytes_async (b, 10, G_PRIORITY_DEFAULT, NULL, lsock_test_store_result, &result);
+  g_input_stream_read_async (g_io_stream_get_input_stream (G_IO_STREAM (b)), buf, sizeof buf,
+                             G_PRIORITY_DEFAULT, NULL, lsock_test_store_result, &second);
+  lsock_test_wait_until (second != NULL);
+  g_assert_cmpint (g_input_stream_read_finish (b->input, second, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PENDING);
+  g_clear_error (&error);
+  g_clear_object (&second);
+  g_assert_true (lsock_stream_send_bytes (a, r, NULL, NULL));
+  lsock_test_wait_until (result != NULL);
+  {
+    g_autoptr(GBytes) got = lsock_stream_receive_bytes_finish (b, result, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpmem (g_bytes_get_data (got, NULL), g_bytes_get_size (got), "r", 1);
+  }
+  g_clear_object (&result);
+
+  /* The substream's read holds it against the bytes call */
+  g_input_stream_read_async (b->input, buf, sizeof buf, G_PRIORITY_DEFAULT, NULL,
+                             lsock_test_store_result, &result);
+  lsock_stream_receive_bytes_async (b, 10, G_PRIORITY_DEFAULT, NULL, lsock_test_store_result, &second);
+  lsock_test_wait_until (second != NULL);
+  g_assert_null (lsock_stream_receive_bytes_finish (b, second, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PENDING);
+  g_clear_error (&error);
+  g_clear_object (&second);
+  g_assert_true (lsock_stream_send_bytes (a, r, NULL, NULL));
+  lsock_test_wait_until (result != NULL);
+  g_assert_cmpint (g_input_stream_read_finish (b->input, result, &error), ==, 1);
+  g_assert_no_error (error);
+  g_clear_object (&result);
+
+  /* Writing: more than the socket holds, so that the send waits */
+  big = g_bytes_new_take (g_malloc0 (BIG), BIG);
+  lsock_stream_send_bytes_async (b, big, G_PRIORITY_DEFAULT, NULL, sent_cb, &sent);
+  g_assert_cmpint (g_output_stream_write (g_io_stream_get_output_stream (G_IO_STREAM (b)),
+                                          "w", 1, NULL, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PENDING);
+  g_clear_error (&error);
+  g_output_stream_write_async (b->output, "w", 1, G_PRIORITY_DEFAULT, NULL,
+                               lsock_test_store_result, &second);
+  lsock_test_wait_until (second != NULL);
+  g_assert_cmpint (g_output_stream_write_finish (b->output, second, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PENDING);
+  g_clear_error (&error);
+  g_clear_object (&second);
+  /* A splice fails before it reads anything it could not write */
+  g_output_stream_splice_async (b->output, memory, G_OUTPUT_STREAM_SPLICE_NONE,
+                                G_PRIORITY_DEFAULT, NULL, lsock_test_store_result, &second);
+  lsock_test_wait_until (second != NULL);
+  g_assert_cmpint (g_output_stream_splice_finish (b->output, second, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PENDING);
+  g_clear_error (&error);
+  g_clear_object (&second);
+  g_assert_cmpint (g_seekable_tell (G_SEEKABLE (memory)), ==, 0);
+
+  /* Drained, the send completes, and the substream may write */
+  while (!sent.done || drained < BIG)
+    {
+      if (drained < BIG)
+        {
+          g_autoptr(GBytes) got = lsock_stream_receive_bytes (a, 1 << 20, NULL, &error);
+
+          g_assert_no_error (error);
+          drained += g_bytes_get_size (got);
+        }
+      g_main_context_iteration (NULL, FALSE);
+    }
+  g_assert_cmpuint (drained, ==, BIG);
+  g_assert_no_error (sent.error);
+  g_assert_cmpint (g_output_stream_write (b->output, "w", 1, NULL, &error), ==, 1);
+  g_assert_no_error (error);
+
+  lsock_test_close_and_finalize_stream (&a);
+  lsock_test_close_and_finalize_stream (&b);
+}
+
 #ifdef G_OS_UNIX
 /* An echo started from a receive's callback completes in the same
  * iteration: before an idle of higher priority added at the time (which
@@ -354,6 +569,9 @@ main (int argc, char **argv)
   g_test_add_func ("/lsock/bytes/eof-and-empty", test_eof_and_empty);
   g_test_add_func ("/lsock/bytes/pending-and-cancel", test_pending_and_cancel);
   g_test_add_func ("/lsock/bytes/alive-while-pending", test_alive_while_pending);
+  g_test_add_func ("/lsock/bytes/lazy-substreams", test_lazy_substreams);
+  g_test_add_func ("/lsock/bytes/lazy-substreams/race", test_lazy_substreams_race);
+  g_test_add_func ("/lsock/bytes/lazy-substreams/pending", test_pending_lazy_substream);
 #ifdef G_OS_UNIX
   g_test_add_func ("/lsock/bytes/same-iteration", test_same_iteration);
 #endif
