@@ -48,8 +48,11 @@ struct _LsockListener
   GSList       *accept_sources;   /* AcceptSource* */
 
   /* start() … stop(): the incoming service and its back-off timer. While
-   * it runs, the listener holds a reference on itself. */
+   * it runs, the listener holds a reference on itself, and what the
+   * connections' async I/O will need in its context
+   * (_lsock_io_hold_context_impl()). */
   GMainContext *incoming_context;
+  gpointer      incoming_io_hold;
   GSource      *incoming_source;
   GSource      *backoff_source;
   guint         backoff_ms;

@@ -135,6 +135,8 @@ typedef struct
   /* A reference: a source may only be destroyed (from any thread) while
    * its context lives */
   GMainContext *context;
+  /* What the connections' async I/O will need there, kept meanwhile */
+  gpointer      io_hold;
 } AcceptSource;
 
 static const char *
@@ -1114,6 +1116,7 @@ accept_source_free (AcceptSource *as)
       g_source_attach (idle, as->context);
       g_source_unref (idle);
     }
+  _lsock_io_release_context_impl (as->io_hold);
   g_main_context_unref (as->context);
   g_free (as);
 }
@@ -1223,6 +1226,7 @@ ensure_accept_source (LsockListener *self,
 
   as = g_new0 (AcceptSource, 1);
   as->context = g_main_context_ref (context);
+  as->io_hold = _lsock_io_hold_context_impl (context);
   as->source = _lsock_listener_create_source_impl (self);
   g_source_set_static_name (as->source, "[lsock] accept");
   g_source_set_callback (as->source, accept_source_cb, data,
@@ -1523,6 +1527,7 @@ lsock_listener_start (LsockListener *self)
   if (self->incoming_context == NULL && !self->closed)
     {
       self->incoming_context = g_main_context_ref_thread_default ();
+      self->incoming_io_hold = _lsock_io_hold_context_impl (self->incoming_context);
       self->backoff_ms = 0;
       incoming_watch (self);
       started = TRUE;
@@ -1542,6 +1547,7 @@ typedef struct
 {
   gboolean      was_active;
   GSList       *sources;        /* to destroy */
+  gpointer      io_hold;
   GMainContext *context;        /* theirs: after them */
 } Stopped;
 
@@ -1558,6 +1564,7 @@ stop_locked (LsockListener *self,
     stopped->sources = g_slist_prepend (stopped->sources, g_steal_pointer (&self->incoming_source));
   if (self->backoff_source != NULL)
     stopped->sources = g_slist_prepend (stopped->sources, g_steal_pointer (&self->backoff_source));
+  stopped->io_hold = g_steal_pointer (&self->incoming_io_hold);
   stopped->context = g_steal_pointer (&self->incoming_context);
 }
 
@@ -1568,6 +1575,7 @@ stopped_finish (LsockListener *self,
                 Stopped       *stopped)
 {
   g_slist_free_full (stopped->sources, (GDestroyNotify) destroy_source);
+  _lsock_io_release_context_impl (stopped->io_hold);
   g_clear_pointer (&stopped->context, g_main_context_unref);
   if (stopped->was_active)
     {

@@ -106,6 +106,13 @@ void          _lsock_input_stream_class_set_close  (GInputStreamClass  *klass);
 void          _lsock_output_stream_class_set_close (GOutputStreamClass *klass);
 
 /* Backend hooks (lsock-stream-unix.c / lsock-stream-win32.c) */
+/* Keeps what async I/O on @context at the default priority needs (on
+ * Unix, its reactor: an epoll fd and a source) until released, from any
+ * thread. A listener serving a context holds it, so that connections
+ * handed out one after the other do not each make it and destroy it.
+ * NULL where nothing is kept. */
+gpointer      _lsock_io_hold_context_impl         (GMainContext  *context);
+void          _lsock_io_release_context_impl      (gpointer       hold);
 /* A new input or output stream over self->conn, an owner of it */
 GInputStream *_lsock_stream_new_input_impl        (LsockStream   *self);
 GOutputStream *_lsock_stream_new_output_impl      (LsockStream   *self);

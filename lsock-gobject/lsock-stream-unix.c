@@ -5,6 +5,7 @@
 #include "lsock-name-private.h"
 #include "lsock-unix-conn-private.h"
 #include "lsock-unix-private.h"
+#include "lsock-reactor-private.h"
 #include "lsock-i18n-private.h"
 
 #include <errno.h>
@@ -18,6 +19,19 @@
 /* The Unix backend of LsockStream: connecting, and what the stream asks
  * of its socket. Reading and writing are in lsock-unix-conn.c, the
  * substream classes in lsock-unix-streams.c. */
+
+gpointer
+_lsock_io_hold_context_impl (GMainContext *context)
+{
+  return _lsock_reactor_ref_for_context (context, G_PRIORITY_DEFAULT);
+}
+
+void
+_lsock_io_release_context_impl (gpointer hold)
+{
+  if (hold != NULL)
+    _lsock_reactor_unref (hold);
+}
 
 GInputStream *
 _lsock_stream_new_input_impl (LsockStream *self)

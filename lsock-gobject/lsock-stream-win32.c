@@ -963,6 +963,18 @@ lsock_win32_output_stream_init (LsockWin32OutputStream *self)
 
 /* ---------------------------------------------------------------------- */
 
+/* GIO's own async paths need nothing kept */
+gpointer
+_lsock_io_hold_context_impl (GMainContext *context)
+{
+  return NULL;
+}
+
+void
+_lsock_io_release_context_impl (gpointer hold)
+{
+}
+
 GInputStream *
 _lsock_stream_new_input_impl (LsockStream *self)
 {

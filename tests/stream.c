@@ -994,6 +994,78 @@ test_reactor_released (void)
   g_main_context_unref (context);
 }
 
+static void
+keep_incoming (LsockListener *listener,
+               LsockStream   *stream,
+               gpointer       user_data)
+{
+  LsockStream **accepted = user_data;
+
+  g_assert_null (*accepted);
+  *accepted = g_object_ref (stream);
+}
+
+/* A service that serves one connection after another keeps its context's
+ * reactor (its epoll fd) from start() to stop(), rather than making and
+ * destroying it for each connection */
+static void
+test_reactor_kept_by_service (void)
+{
+  GMainContext *context = g_main_context_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) ping = g_bytes_new_static ("ping", 4);
+  LsockName *name = lsock_test_namespaced_name ();
+  LsockListener *listener = lsock_listener_new (name, &error);
+  int fds_before, fds_serving;
+
+  g_assert_no_error (error);
+  g_main_context_push_thread_default (context);
+  fds_before = lsock_test_settled_fd_count ();
+  lsock_listener_start (listener);
+  g_signal_connect (listener, "incoming", G_CALLBACK (keep_incoming), NULL);
+  fds_serving = lsock_test_count_fds ();
+
+  for (int round = 0; round < 3; round++)
+    {
+      LsockStream *client = lsock_stream_connect (name, NULL, &error);
+      LsockStream *accepted = NULL;
+      GAsyncResult *result = NULL;
+      g_autoptr(GBytes) got = NULL;
+
+      g_assert_no_error (error);
+      g_signal_handlers_disconnect_by_func (listener, keep_incoming, NULL);
+      g_signal_connect (listener, "incoming", G_CALLBACK (keep_incoming), &accepted);
+      lsock_test_wait_until (accepted != NULL);
+
+      g_assert_true (lsock_stream_send_bytes (client, ping, NULL, &error));
+      lsock_stream_receive_bytes_async (accepted, 16, G_PRIORITY_DEFAULT, NULL,
+                                        lsock_test_store_result, &result);
+      lsock_test_wait_until (result != NULL);
+      got = lsock_stream_receive_bytes_finish (accepted, result, &error);
+      g_assert_no_error (error);
+      g_assert_true (g_bytes_equal (got, ping));
+      g_clear_object (&result);
+      /* The stream's async I/O found the reactor there */
+      if (fds_serving >= 0)
+        g_assert_cmpint (lsock_test_count_fds (), ==, fds_serving + 2);
+
+      lsock_test_close_and_finalize_stream (&client);
+      lsock_test_close_and_finalize_stream (&accepted);
+      /* ... and leaves it */
+      if (fds_serving >= 0)
+        g_assert_cmpint (lsock_test_count_fds (), ==, fds_serving);
+    }
+
+  lsock_listener_stop (listener);
+  lsock_test_drain_main_context ();
+  if (fds_before >= 0)
+    g_assert_cmpint (lsock_test_count_fds (), ==, fds_before);
+  lsock_test_close_and_finalize_listener (&listener);
+  g_assert_finalize_object (name);
+  g_main_context_pop_thread_default (context);
+  g_main_context_unref (context);
+}
+
 /* A read pending when the peer closes ends with 0 */
 static void
 test_read_async_pending_peer_close (void)
@@ -1776,6 +1848,7 @@ main (int   argc,
                         GINT_TO_POINTER (TRUE), test_read_async_eof_after_short_read);
   g_test_add_func ("/lsock/stream/async/write-waits", test_write_async_waits);
   g_test_add_func ("/lsock/stream/async/reactor-released", test_reactor_released);
+  g_test_add_func ("/lsock/stream/async/reactor-kept-by-service", test_reactor_kept_by_service);
   g_test_add_func ("/lsock/stream/async/read-pending-peer-close", test_read_async_pending_peer_close);
   g_test_add_func ("/lsock/stream/async/write-pending-peer-close", test_write_async_pending_peer_close);
   g_test_add_data_func ("/lsock/stream/async/pending-own-close/read-close-in-callback",
