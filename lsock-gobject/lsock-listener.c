@@ -1125,6 +1125,7 @@ typedef struct
 {
   LsockListener *listener;   /* a reference */
   GMainContext  *context;
+  gpointer       io_hold;    /* the AcceptSource's, while it lives */
 } AcceptSourceData;
 
 static void
@@ -1135,9 +1136,8 @@ accept_source_data_free (AcceptSourceData *data)
 }
 
 static gboolean
-accept_source_cb (gpointer user_data)
+accept_source_serve (AcceptSourceData *data)
 {
-  AcceptSourceData *data = user_data;
   LsockListener *self = data->listener;
 
   for (int i = 0; i < MAX_ACCEPTS_PER_DISPATCH; i++)
@@ -1209,6 +1209,22 @@ accept_source_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* An operation that a callback starts on the connection it was given and
+ * that completes at once (the request is there) is reported in this
+ * dispatch, once the callback returned, not an iteration later */
+static gboolean
+accept_source_cb (gpointer user_data)
+{
+  AcceptSourceData *data = user_data;
+  LsockIoDispatch dispatch = { NULL, NULL };
+  gboolean again;
+
+  _lsock_io_dispatch_begin_impl (data->io_hold, &dispatch);
+  again = accept_source_serve (data);
+  _lsock_io_dispatch_end_impl (&dispatch);
+  return again;
+}
+
 /* With the lock */
 static void
 ensure_accept_source (LsockListener *self,
@@ -1226,7 +1242,7 @@ ensure_accept_source (LsockListener *self,
 
   as = g_new0 (AcceptSource, 1);
   as->context = g_main_context_ref (context);
-  as->io_hold = _lsock_io_hold_context_impl (context);
+  as->io_hold = data->io_hold = _lsock_io_hold_context_impl (context);
   as->source = _lsock_listener_create_source_impl (self);
   g_source_set_static_name (as->source, "[lsock] accept");
   g_source_set_callback (as->source, accept_source_cb, data,
@@ -1433,9 +1449,8 @@ incoming_current (LsockListener *self)
 }
 
 static gboolean
-incoming_cb (gpointer user_data)
+incoming_serve (LsockListener *self)
 {
-  LsockListener *self = user_data;
   GSource *old = NULL;
 
   for (int i = 0; i < MAX_ACCEPTS_PER_DISPATCH; i++)
@@ -1494,6 +1509,24 @@ incoming_cb (gpointer user_data)
     }
 
   return G_SOURCE_CONTINUE;
+}
+
+/* As accept_source_cb() */
+static gboolean
+incoming_cb (gpointer user_data)
+{
+  LsockListener *self = user_data;
+  LsockIoDispatch dispatch = { NULL, NULL };
+  gboolean again;
+
+  /* Only the service's own source, whose context is the one held */
+  g_mutex_lock (&self->lock);
+  if (self->incoming_source != NULL && self->incoming_source == g_main_current_source ())
+    _lsock_io_dispatch_begin_impl (self->incoming_io_hold, &dispatch);
+  g_mutex_unlock (&self->lock);
+  again = incoming_serve (self);
+  _lsock_io_dispatch_end_impl (&dispatch);
+  return again;
 }
 
 /**

@@ -94,6 +94,15 @@ void          _lsock_reactor_defer               (LsockReactor      *reactor,
 void          _lsock_reactor_defer_next          (LsockReactor      *reactor,
                                                   LsockDeferred     *deferred);
 
+/* Around the callbacks of another source's dispatch in the reactor's
+ * context (a listener's accepts): what they queue with
+ * _lsock_reactor_defer() runs at _end(), as it would after a callback of
+ * the reactor's own dispatch, not in the reactor's next one. _begin()
+ * returns what _end() restores, and holds the reactor until then. */
+LsockReactor *_lsock_reactor_dispatch_begin      (LsockReactor      *reactor);
+void          _lsock_reactor_dispatch_end        (LsockReactor      *reactor,
+                                                  LsockReactor      *outer);
+
 /* Watches @fd, which must stay open until the watch is destroyed. The
  * watch starts with no conditions wanted; @notify frees @user_data once
  * the watch is gone and its function is not running. NULL with @error if

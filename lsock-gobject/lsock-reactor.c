@@ -90,6 +90,36 @@ run_all (LsockDeferredList *list)
     deferred->run (deferred);
 }
 
+/* What the callbacks of a dispatch queued: each runs after the call that
+ * queued it returned, so nothing completes inside its _async() call, but
+ * with no main loop iteration in between */
+static void
+run_followups (LsockReactor *reactor)
+{
+  for (guint n = 0; n < MAX_FOLLOWUPS_PER_DISPATCH; n++)
+    {
+      LsockDeferred *followup = _lsock_deferred_list_pop (&reactor->followups);
+
+      if (followup == NULL)
+        return;
+      followup->run (followup);
+    }
+  /* Over budget: the rest wait for the next dispatch, which prepare()
+   * asks for at once */
+  if (reactor->followups.head != NULL)
+    {
+      LsockDeferred *followup;
+
+      g_mutex_lock (&reactor->defer_lock);
+      while ((followup = _lsock_deferred_list_pop (&reactor->followups)) != NULL)
+        {
+          _lsock_deferred_list_push (&reactor->deferred, followup);
+          g_atomic_int_inc (&reactor->n_deferred);
+        }
+      g_mutex_unlock (&reactor->defer_lock);
+    }
+}
+
 static gboolean
 reactor_prepare (GSource *source,
                  int     *timeout)
@@ -158,35 +188,30 @@ reactor_dispatch (GSource     *source,
 
   run_all (&deferred);
   run_all (&ready);
-
-  /* What those callbacks queued: each runs after the call that queued it
-   * returned, so nothing completes inside its _async() call, but with no
-   * main loop iteration in between */
-  for (guint n = 0; n < MAX_FOLLOWUPS_PER_DISPATCH; n++)
-    {
-      LsockDeferred *followup = _lsock_deferred_list_pop (&reactor->followups);
-
-      if (followup == NULL)
-        break;
-      followup->run (followup);
-    }
-  /* Over budget: the rest wait for the next dispatch, which prepare()
-   * asks for at once */
-  if (reactor->followups.head != NULL)
-    {
-      LsockDeferred *followup;
-
-      g_mutex_lock (&reactor->defer_lock);
-      while ((followup = _lsock_deferred_list_pop (&reactor->followups)) != NULL)
-        {
-          _lsock_deferred_list_push (&reactor->deferred, followup);
-          g_atomic_int_inc (&reactor->n_deferred);
-        }
-      g_mutex_unlock (&reactor->defer_lock);
-    }
+  run_followups (reactor);
 
   g_private_set (&dispatching, outer);
   return G_SOURCE_CONTINUE;
+}
+
+LsockReactor *
+_lsock_reactor_dispatch_begin (LsockReactor *reactor)
+{
+  LsockReactor *outer = g_private_get (&dispatching);
+
+  /* Whatever the callbacks do to the listener that holds it */
+  _lsock_reactor_ref (reactor);
+  g_private_set (&dispatching, reactor);
+  return outer;
+}
+
+void
+_lsock_reactor_dispatch_end (LsockReactor *reactor,
+                             LsockReactor *outer)
+{
+  run_followups (reactor);
+  g_private_set (&dispatching, outer);
+  _lsock_reactor_unref (reactor);
 }
 
 static void

@@ -113,6 +113,18 @@ void          _lsock_output_stream_class_set_close (GOutputStreamClass *klass);
  * NULL where nothing is kept. */
 gpointer      _lsock_io_hold_context_impl         (GMainContext  *context);
 void          _lsock_io_release_context_impl      (gpointer       hold);
+/* Around the callbacks of a dispatch of the held context, in its thread:
+ * an operation they start that completes at once is reported once they
+ * have returned, in this dispatch, as from the callback of another lsock
+ * operation, rather than in the next main loop iteration */
+typedef struct
+{
+  gpointer reactor;
+  gpointer outer;
+} LsockIoDispatch;
+void          _lsock_io_dispatch_begin_impl       (gpointer         hold,
+                                                   LsockIoDispatch *dispatch);
+void          _lsock_io_dispatch_end_impl         (LsockIoDispatch *dispatch);
 /* A new input or output stream over self->conn, an owner of it */
 GInputStream *_lsock_stream_new_input_impl        (LsockStream   *self);
 GOutputStream *_lsock_stream_new_output_impl      (LsockStream   *self);

@@ -33,6 +33,21 @@ _lsock_io_release_context_impl (gpointer hold)
     _lsock_reactor_unref (hold);
 }
 
+void
+_lsock_io_dispatch_begin_impl (gpointer         hold,
+                               LsockIoDispatch *dispatch)
+{
+  dispatch->reactor = hold;
+  dispatch->outer = hold != NULL ? _lsock_reactor_dispatch_begin (hold) : NULL;
+}
+
+void
+_lsock_io_dispatch_end_impl (LsockIoDispatch *dispatch)
+{
+  if (dispatch->reactor != NULL)
+    _lsock_reactor_dispatch_end (dispatch->reactor, dispatch->outer);
+}
+
 GInputStream *
 _lsock_stream_new_input_impl (LsockStream *self)
 {

@@ -975,6 +975,17 @@ _lsock_io_release_context_impl (gpointer hold)
 {
 }
 
+void
+_lsock_io_dispatch_begin_impl (gpointer         hold,
+                               LsockIoDispatch *dispatch)
+{
+}
+
+void
+_lsock_io_dispatch_end_impl (LsockIoDispatch *dispatch)
+{
+}
+
 GInputStream *
 _lsock_stream_new_input_impl (LsockStream *self)
 {

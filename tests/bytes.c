@@ -555,6 +555,94 @@ test_same_iteration (void)
   lsock_test_close_and_finalize_stream (&a);
   lsock_test_close_and_finalize_stream (&b);
 }
+
+/* The same from an accept's callback, and from ::incoming: the request is
+ * there, so it is read, the reply sent and both reported in the iteration
+ * of the accept (the listener's dispatch runs them once the callback has
+ * returned), before an idle of higher priority added meanwhile */
+typedef struct
+{
+  LsockListener *listener;
+  Echo           echo;
+} AcceptEcho;
+
+static void
+accept_echo_start (AcceptEcho  *ae,
+                   LsockStream *stream)
+{
+  ae->echo.stream = stream;
+  ae->echo.order = g_slist_append (ae->echo.order, (gpointer) "accepted");
+  g_idle_add_full (G_PRIORITY_HIGH, idle_cb, &ae->echo, NULL);
+  ae->echo.in_call = TRUE;
+  lsock_stream_receive_bytes_async (stream, 10, G_PRIORITY_DEFAULT, NULL, echo_received_cb,
+                                    &ae->echo);
+  ae->echo.in_call = FALSE;
+}
+
+static void
+accept_echo_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  AcceptEcho *ae = user_data;
+  GError *error = NULL;
+  LsockStream *stream = lsock_listener_accept_finish (ae->listener, result, &error);
+
+  g_assert_no_error (error);
+  accept_echo_start (ae, stream);
+}
+
+static void
+incoming_echo_cb (LsockListener *listener,
+                  LsockStream   *stream,
+                  gpointer       user_data)
+{
+  accept_echo_start (user_data, g_object_ref (stream));
+  lsock_listener_stop (listener);
+}
+
+static void
+test_same_iteration_after_accept (gconstpointer data)
+{
+  gboolean incoming = GPOINTER_TO_INT (data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) msg = g_bytes_new_static ("ping", 4);
+  g_autoptr(GBytes) back = NULL;
+  LsockName *name = lsock_test_namespaced_name ();
+  AcceptEcho ae = { lsock_listener_new (name, &error) };
+  LsockStream *client;
+
+  g_assert_no_error (error);
+  /* The peer and its request are there before the accept is */
+  client = lsock_stream_connect (name, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (lsock_stream_send_bytes (client, msg, NULL, NULL));
+  if (incoming)
+    {
+      g_signal_connect (ae.listener, "incoming", G_CALLBACK (incoming_echo_cb), &ae);
+      lsock_listener_start (ae.listener);
+    }
+  else
+    lsock_listener_accept_async (ae.listener, NULL, accept_echo_cb, &ae);
+  /* echo_received_cb() adds an idle too */
+  lsock_test_wait_until (g_slist_length (ae.echo.order) == 5);
+
+  /* The idle dispatches between the accept and the echo otherwise */
+  g_assert_false (ae.echo.early);
+  g_assert_cmpstr (g_slist_nth_data (ae.echo.order, 0), ==, "accepted");
+  g_assert_cmpstr (g_slist_nth_data (ae.echo.order, 1), ==, "received");
+  g_assert_cmpstr (g_slist_nth_data (ae.echo.order, 2), ==, "sent");
+  g_assert_cmpstr (g_slist_nth_data (ae.echo.order, 3), ==, "idle");
+  g_assert_cmpstr (g_slist_nth_data (ae.echo.order, 4), ==, "idle");
+  back = lsock_stream_receive_bytes (client, 10, NULL, NULL);
+  g_assert_true (g_bytes_equal (back, msg));
+
+  g_slist_free (ae.echo.order);
+  lsock_test_close_and_finalize_stream (&ae.echo.stream);
+  lsock_test_close_and_finalize_stream (&client);
+  lsock_test_close_and_finalize_listener (&ae.listener);
+  g_assert_finalize_object (name);
+}
 #endif
 
 int
@@ -574,6 +662,10 @@ main (int argc, char **argv)
   g_test_add_func ("/lsock/bytes/lazy-substreams/pending", test_pending_lazy_substream);
 #ifdef G_OS_UNIX
   g_test_add_func ("/lsock/bytes/same-iteration", test_same_iteration);
+  g_test_add_data_func ("/lsock/bytes/same-iteration/accept-async", GINT_TO_POINTER (FALSE),
+                        test_same_iteration_after_accept);
+  g_test_add_data_func ("/lsock/bytes/same-iteration/incoming", GINT_TO_POINTER (TRUE),
+                        test_same_iteration_after_accept);
 #endif
 
   ret = g_test_run ();
