@@ -43,6 +43,16 @@
  * %G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET it is GIO's own splice, 8 KiB at a
  * time).
  *
+ * The input and output streams are made the first time they are asked for
+ * ([method@Gio.IOStream.get_input_stream], from any thread), and are then
+ * the same ones for the life of the stream. On Unix the bytes calls
+ * ([method@Lsock.Stream.send_bytes_async] and the others) and the
+ * descriptor calls use the connection directly: a service that uses only
+ * those, or that hands the socket over, never has them. Meanwhile the
+ * stream holds the direction as the substream would: operations on a
+ * substream fail with %G_IO_ERROR_PENDING while a bytes call is in
+ * progress the same way, and the other way round.
+ *
  * ## Lifetime and closing
  *
  * As with a [class@Gio.SocketConnection], dropping the last reference to
