@@ -127,7 +127,10 @@ reactor_prepare (GSource *source,
   LsockReactor *reactor = (LsockReactor *) source;
 
   *timeout = -1;
-  return g_atomic_int_get (&reactor->n_deferred) > 0;
+  /* Follow-ups left by a callback that iterates the context itself (a
+   * loop of its own, waiting for what it started): this iteration is
+   * where they run, nested in that callback */
+  return g_atomic_int_get (&reactor->n_deferred) > 0 || reactor->followups.head != NULL;
 }
 
 static gboolean
@@ -136,7 +139,7 @@ reactor_check (GSource *source)
   LsockReactor *reactor = (LsockReactor *) source;
   gboolean ready;
 
-  if (g_atomic_int_get (&reactor->n_deferred) > 0)
+  if (g_atomic_int_get (&reactor->n_deferred) > 0 || reactor->followups.head != NULL)
     return TRUE;
   g_mutex_lock (&reactor->lock);
   ready = reactor->impl->check (reactor);

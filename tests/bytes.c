@@ -643,6 +643,84 @@ test_same_iteration_after_accept (gconstpointer data)
   lsock_test_close_and_finalize_listener (&ae.listener);
   g_assert_finalize_object (name);
 }
+
+/* A callback that runs a main loop of its own until an operation is done:
+ * one that another source's callback starts in that loop, or one that the
+ * callback itself started just before, and that completes at once. Either
+ * is reported in that loop, not held back until the callback returns
+ * (which would stall the loop) */
+typedef struct
+{
+  LsockStream *stream;
+  GBytes      *msg;
+  gboolean     from_idle;
+  gboolean     sent;
+  gboolean     sent_in_loop;  /* before the loop gave up */
+  gboolean     nested_done;
+} Nested;
+
+static void
+nested_sent_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  Nested *n = user_data;
+
+  g_assert_true (lsock_stream_send_bytes_finish (LSOCK_STREAM (source), result, NULL));
+  n->sent = TRUE;
+}
+
+static gboolean
+nested_idle_cb (gpointer user_data)
+{
+  Nested *n = user_data;
+
+  lsock_stream_send_bytes_async (n->stream, n->msg, G_PRIORITY_DEFAULT, NULL, nested_sent_cb, n);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+nested_received_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  Nested *n = user_data;
+  g_autoptr(GBytes) got = lsock_stream_receive_bytes_finish (LSOCK_STREAM (source), result, NULL);
+  gint64 deadline = g_get_monotonic_time () + 5 * G_TIME_SPAN_SECOND;
+
+  g_assert_nonnull (got);
+  if (n->from_idle)
+    g_idle_add (nested_idle_cb, n);
+  else
+    lsock_stream_send_bytes_async (n->stream, n->msg, G_PRIORITY_DEFAULT, NULL,
+                                   nested_sent_cb, n);
+  while (!n->sent && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, FALSE);
+  n->sent_in_loop = n->sent;
+  n->nested_done = TRUE;
+}
+
+static void
+test_nested_loop (gconstpointer data)
+{
+  LsockStream *a = NULL;
+  LsockStream *b = NULL;
+  g_autoptr(GBytes) msg = g_bytes_new_static ("nest", 4);
+  g_autoptr(GBytes) back = NULL;
+  Nested n = { .msg = msg, .from_idle = GPOINTER_TO_INT (data) };
+
+  g_assert_true (lsock_stream_new_pair (&a, &b, NULL));
+  n.stream = b;
+  lsock_stream_receive_bytes_async (b, 10, G_PRIORITY_DEFAULT, NULL, nested_received_cb, &n);
+  g_assert_true (lsock_stream_send_bytes (a, msg, NULL, NULL));
+  lsock_test_wait_until (n.nested_done);
+  g_assert_true (n.sent_in_loop);
+  back = lsock_stream_receive_bytes (a, 10, NULL, NULL);
+  g_assert_true (g_bytes_equal (back, msg));
+
+  lsock_test_close_and_finalize_stream (&a);
+  lsock_test_close_and_finalize_stream (&b);
+}
 #endif
 
 int
@@ -662,6 +740,10 @@ main (int argc, char **argv)
   g_test_add_func ("/lsock/bytes/lazy-substreams/pending", test_pending_lazy_substream);
 #ifdef G_OS_UNIX
   g_test_add_func ("/lsock/bytes/same-iteration", test_same_iteration);
+  g_test_add_data_func ("/lsock/bytes/nested-loop/from-callback", GINT_TO_POINTER (FALSE),
+                        test_nested_loop);
+  g_test_add_data_func ("/lsock/bytes/nested-loop/from-idle", GINT_TO_POINTER (TRUE),
+                        test_nested_loop);
   g_test_add_data_func ("/lsock/bytes/same-iteration/accept-async", GINT_TO_POINTER (FALSE),
                         test_same_iteration_after_accept);
   g_test_add_data_func ("/lsock/bytes/same-iteration/incoming", GINT_TO_POINTER (TRUE),
