@@ -1125,7 +1125,6 @@ typedef struct
 {
   LsockListener *listener;   /* a reference */
   GMainContext  *context;
-  gpointer       io_hold;    /* the AcceptSource's, while it lives */
 } AcceptSourceData;
 
 static void
@@ -1216,10 +1215,19 @@ static gboolean
 accept_source_cb (gpointer user_data)
 {
   AcceptSourceData *data = user_data;
+  LsockListener *self = data->listener;
   LsockIoDispatch dispatch = { NULL, NULL };
+  AcceptSource *as;
   gboolean again;
 
-  _lsock_io_dispatch_begin_impl (data->io_hold, &dispatch);
+  /* What the source holds, unless close() in another thread took the
+   * source off the list and let go of it meanwhile: the dispatch takes
+   * its own reference under the lock */
+  g_mutex_lock (&self->lock);
+  as = find_accept_source (self, data->context);
+  if (as != NULL && as->source == g_main_current_source ())
+    _lsock_io_dispatch_begin_impl (as->io_hold, &dispatch);
+  g_mutex_unlock (&self->lock);
   again = accept_source_serve (data);
   _lsock_io_dispatch_end_impl (&dispatch);
   return again;
@@ -1242,7 +1250,7 @@ ensure_accept_source (LsockListener *self,
 
   as = g_new0 (AcceptSource, 1);
   as->context = g_main_context_ref (context);
-  as->io_hold = data->io_hold = _lsock_io_hold_context_impl (context);
+  as->io_hold = _lsock_io_hold_context_impl (context);
   as->source = _lsock_listener_create_source_impl (self);
   g_source_set_static_name (as->source, "[lsock] accept");
   g_source_set_callback (as->source, accept_source_cb, data,
