@@ -8,10 +8,6 @@
 #include "lsock-enum-types.h"
 #include "lsock-i18n-private.h"
 
-#ifndef G_OS_WIN32
-# include <unistd.h>
-#endif
-
 /**
  * LsockListener:
  *
@@ -715,9 +711,7 @@ lsock_listener_new_activated (const char   *fd_name,
   self = new_adopting (fd, index, access, error);
   if (self == NULL)
     {
-#ifndef G_OS_WIN32
-      close (fd);
-#endif
+      _lsock_fd_close_impl (fd);
       _lsock_listener_give_back_activated_impl (index);
     }
   return self;

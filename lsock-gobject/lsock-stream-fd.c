@@ -5,11 +5,7 @@
 #include "lsock-name-private.h"
 #include "lsock-i18n-private.h"
 
-#ifndef G_OS_WIN32
-# include <errno.h>
-# include <fcntl.h>
-# include <unistd.h>
-#endif
+#include <errno.h>
 
 /*
  * LsockStream by descriptor: adopting a socket, handing it over, and
@@ -206,9 +202,7 @@ lsock_stream_steal_connection (LsockStream  *self,
   socket = g_socket_new_from_fd (fd, error);
   if (socket == NULL)
     {
-#ifndef G_OS_WIN32
-      close (fd);
-#endif
+      _lsock_fd_close_impl (fd);
       return NULL;
     }
   return g_socket_connection_factory_create_connection (socket);
@@ -315,10 +309,8 @@ typedef struct
 static void
 fd_op_free (FdOp *op)
 {
-#ifndef G_OS_WIN32
   if (op->fd >= 0)
-    close (op->fd);
-#endif
+    _lsock_fd_close_impl (op->fd);
   g_free (op);
 }
 
@@ -327,10 +319,8 @@ close_received_fd (gpointer data)
 {
   int *fd = data;
 
-#ifndef G_OS_WIN32
   if (*fd >= 0)
-    close (*fd);
-#endif
+    _lsock_fd_close_impl (*fd);
   g_free (fd);
 }
 
@@ -409,6 +399,7 @@ fd_op_start (LsockStream         *self,
   FdOp *op;
   GError *error = NULL;
   gboolean pending_set;
+  int errsv = 0;
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, source_tag);
@@ -429,12 +420,9 @@ fd_op_start (LsockStream         *self,
       return;
     }
 
-#ifndef G_OS_WIN32
   /* Ours: the caller may close theirs once this returns */
-  if (sending && (op->fd = fcntl (fd, F_DUPFD_CLOEXEC, 3)) < 0)
+  if (sending && (op->fd = _lsock_fd_dup_impl (fd, &errsv)) < 0)
     {
-      int errsv = errno;
-
       _lsock_stream_clear_pending (self, LSOCK_DIRECTION_WRITE);
       g_task_return_new_error (task, G_IO_ERROR,
                                errsv == EBADF ? G_IO_ERROR_INVALID_ARGUMENT :
@@ -445,7 +433,6 @@ fd_op_start (LsockStream         *self,
       g_object_unref (task);
       return;
     }
-#endif
 
   fd_op_step (task);
 }

@@ -159,6 +159,12 @@ gboolean      _lsock_stream_shutdown_impl         (LsockStream   *self,
 
 /* Descriptors (lsock-stream-fd.c). Where the platform has no descriptors
  * these fail with G_IO_ERROR_NOT_SUPPORTED (get_fd: -1). */
+/* close(): a descriptor of ours, >= 0; nothing where there are none */
+void          _lsock_fd_close_impl                (int            fd);
+/* A close-on-exec copy of @fd, 3 or above, or -1 and the errno in
+ * @errsv; where there are no descriptors, @fd itself */
+int           _lsock_fd_dup_impl                  (int            fd,
+                                                   int           *errsv);
 /* Adopts a connected stream socket, validated; the caller keeps @fd on
  * failure */
 LsockStream  *_lsock_stream_new_from_fd_impl      (int            fd,

@@ -20,6 +20,23 @@
  * of its socket. Reading and writing are in lsock-unix-conn.c, the
  * substream classes in lsock-unix-streams.c. */
 
+void
+_lsock_fd_close_impl (int fd)
+{
+  close (fd);
+}
+
+int
+_lsock_fd_dup_impl (int  fd,
+                    int *errsv)
+{
+  int copy = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+
+  if (copy < 0)
+    *errsv = errno;
+  return copy;
+}
+
 gpointer
 _lsock_io_hold_context_impl (GMainContext *context)
 {

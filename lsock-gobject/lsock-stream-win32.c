@@ -963,6 +963,19 @@ lsock_win32_output_stream_init (LsockWin32OutputStream *self)
 
 /* ---------------------------------------------------------------------- */
 
+/* No descriptors: nothing of ours to close or copy */
+void
+_lsock_fd_close_impl (int fd)
+{
+}
+
+int
+_lsock_fd_dup_impl (int  fd,
+                    int *errsv)
+{
+  return fd;
+}
+
 /* GIO's own async paths need nothing kept */
 gpointer
 _lsock_io_hold_context_impl (GMainContext *context)
