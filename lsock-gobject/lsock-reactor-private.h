@@ -191,6 +191,9 @@ struct _LsockReactor
   /* Queued from the dispatch's own callbacks: only the thread running the
    * dispatch touches it, without a lock; empty between dispatches */
   LsockDeferredList       followups;
+  /* Queued from a dispatch for the next one (_lsock_reactor_defer_next()):
+   * only the thread running the context touches it, without a lock */
+  LsockDeferredList       next;
 
   /* epoll */
   int                     epfd;

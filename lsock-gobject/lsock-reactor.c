@@ -130,7 +130,8 @@ reactor_prepare (GSource *source,
   /* Follow-ups left by a callback that iterates the context itself (a
    * loop of its own, waiting for what it started): this iteration is
    * where they run, nested in that callback */
-  return g_atomic_int_get (&reactor->n_deferred) > 0 || reactor->followups.head != NULL;
+  return g_atomic_int_get (&reactor->n_deferred) > 0 || reactor->followups.head != NULL ||
+         reactor->next.head != NULL;
 }
 
 static gboolean
@@ -139,7 +140,8 @@ reactor_check (GSource *source)
   LsockReactor *reactor = (LsockReactor *) source;
   gboolean ready;
 
-  if (g_atomic_int_get (&reactor->n_deferred) > 0 || reactor->followups.head != NULL)
+  if (g_atomic_int_get (&reactor->n_deferred) > 0 || reactor->followups.head != NULL ||
+      reactor->next.head != NULL)
     return TRUE;
   g_mutex_lock (&reactor->lock);
   ready = reactor->impl->check (reactor);
@@ -154,6 +156,7 @@ reactor_dispatch (GSource     *source,
 {
   LsockReactor *reactor = (LsockReactor *) source;
   LsockDeferredList deferred;
+  LsockDeferredList next = reactor->next;
   LsockDeferredList ready = { NULL, NULL };
   LsockReadyWatch ready_watches[MAX_READY_PER_DISPATCH];
   guint n_ready = 0;
@@ -164,6 +167,7 @@ reactor_dispatch (GSource     *source,
   /* What was queued before this dispatch runs in it; what its callbacks
    * queue waits for the next one, so a peer that keeps us busy cannot
    * starve the rest of the context */
+  reactor->next.head = reactor->next.tail = NULL;
   g_mutex_lock (&reactor->defer_lock);
   deferred = reactor->deferred;
   reactor->deferred.head = reactor->deferred.tail = NULL;
@@ -189,6 +193,7 @@ reactor_dispatch (GSource     *source,
       _lsock_watch_unref (watch);
     }
 
+  run_all (&next);
   run_all (&deferred);
   run_all (&ready);
   run_followups (reactor);
@@ -398,6 +403,14 @@ void
 _lsock_reactor_defer_next (LsockReactor  *reactor,
                            LsockDeferred *deferred)
 {
+  /* From a dispatch (the common case: a reply written from a read's
+   * callback): the context's thread sees it in prepare(), with no lock,
+   * no reference pair, no g_main_context_is_owner() */
+  if (_lsock_reactor_is_dispatching (reactor))
+    {
+      _lsock_deferred_list_push (&reactor->next, deferred);
+      return;
+    }
   /* Once queued, @deferred may run in the context's thread and let go of
    * the reactor before we are done here */
   _lsock_reactor_ref (reactor);

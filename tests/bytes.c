@@ -654,11 +654,19 @@ test_same_iteration_after_accept (gconstpointer data)
  * callback itself started just before, and that completes at once. Either
  * is reported in that loop, not held back until the callback returns
  * (which would stall the loop) */
+typedef enum
+{
+  NESTED_FROM_CALLBACK,
+  NESTED_FROM_IDLE,
+  NESTED_WRITE_ASYNC,  /* the callback's write_async(), reported from the
+                        * reactor's next dispatch */
+} NestedHow;
+
 typedef struct
 {
   LsockStream *stream;
   GBytes      *msg;
-  gboolean     from_idle;
+  NestedHow    how;
   gboolean     sent;
   gboolean     sent_in_loop;  /* before the loop gave up */
   gboolean     nested_done;
@@ -672,6 +680,18 @@ nested_sent_cb (GObject      *source,
   Nested *n = user_data;
 
   g_assert_true (lsock_stream_send_bytes_finish (LSOCK_STREAM (source), result, NULL));
+  n->sent = TRUE;
+}
+
+static void
+nested_written_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  Nested *n = user_data;
+
+  g_assert_cmpint (g_output_stream_write_finish (G_OUTPUT_STREAM (source), result, NULL), ==,
+                   (gssize) g_bytes_get_size (n->msg));
   n->sent = TRUE;
 }
 
@@ -694,11 +714,15 @@ nested_received_cb (GObject      *source,
   gint64 deadline = g_get_monotonic_time () + 5 * G_TIME_SPAN_SECOND;
 
   g_assert_nonnull (got);
-  if (n->from_idle)
+  if (n->how == NESTED_FROM_IDLE)
     g_idle_add (nested_idle_cb, n);
-  else
+  else if (n->how == NESTED_FROM_CALLBACK)
     lsock_stream_send_bytes_async (n->stream, n->msg, G_PRIORITY_DEFAULT, NULL,
                                    nested_sent_cb, n);
+  else
+    g_output_stream_write_async (g_io_stream_get_output_stream (G_IO_STREAM (n->stream)),
+                                 g_bytes_get_data (n->msg, NULL), g_bytes_get_size (n->msg),
+                                 G_PRIORITY_DEFAULT, NULL, nested_written_cb, n);
   while (!n->sent && g_get_monotonic_time () < deadline)
     g_main_context_iteration (NULL, FALSE);
   n->sent_in_loop = n->sent;
@@ -712,7 +736,7 @@ test_nested_loop (gconstpointer data)
   LsockStream *b = NULL;
   g_autoptr(GBytes) msg = g_bytes_new_static ("nest", 4);
   g_autoptr(GBytes) back = NULL;
-  Nested n = { .msg = msg, .from_idle = GPOINTER_TO_INT (data) };
+  Nested n = { .msg = msg, .how = GPOINTER_TO_INT (data) };
 
   g_assert_true (lsock_stream_new_pair (&a, &b, NULL));
   n.stream = b;
@@ -745,10 +769,12 @@ main (int argc, char **argv)
   g_test_add_func ("/lsock/bytes/lazy-substreams/pending", test_pending_lazy_substream);
 #ifdef G_OS_UNIX
   g_test_add_func ("/lsock/bytes/same-iteration", test_same_iteration);
-  g_test_add_data_func ("/lsock/bytes/nested-loop/from-callback", GINT_TO_POINTER (FALSE),
-                        test_nested_loop);
-  g_test_add_data_func ("/lsock/bytes/nested-loop/from-idle", GINT_TO_POINTER (TRUE),
-                        test_nested_loop);
+  g_test_add_data_func ("/lsock/bytes/nested-loop/from-callback",
+                        GINT_TO_POINTER (NESTED_FROM_CALLBACK), test_nested_loop);
+  g_test_add_data_func ("/lsock/bytes/nested-loop/from-idle",
+                        GINT_TO_POINTER (NESTED_FROM_IDLE), test_nested_loop);
+  g_test_add_data_func ("/lsock/bytes/nested-loop/write-async",
+                        GINT_TO_POINTER (NESTED_WRITE_ASYNC), test_nested_loop);
   g_test_add_data_func ("/lsock/bytes/same-iteration/accept-async", GINT_TO_POINTER (FALSE),
                         test_same_iteration_after_accept);
   g_test_add_data_func ("/lsock/bytes/same-iteration/incoming", GINT_TO_POINTER (TRUE),
