@@ -105,18 +105,13 @@ run_followups (LsockReactor *reactor)
       followup->run (followup);
     }
   /* Over budget: the rest wait for the next dispatch, which prepare()
-   * asks for at once */
+   * asks for at once; both lists are this thread's alone */
   if (reactor->followups.head != NULL)
     {
       LsockDeferred *followup;
 
-      g_mutex_lock (&reactor->defer_lock);
       while ((followup = _lsock_deferred_list_pop (&reactor->followups)) != NULL)
-        {
-          _lsock_deferred_list_push (&reactor->deferred, followup);
-          g_atomic_int_inc (&reactor->n_deferred);
-        }
-      g_mutex_unlock (&reactor->defer_lock);
+        _lsock_deferred_list_push (&reactor->next, followup);
     }
 }
 

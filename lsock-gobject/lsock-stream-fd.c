@@ -125,9 +125,8 @@ _lsock_stream_check_not_pending (LsockStream  *self,
                                  GError      **error)
 {
   if (g_io_stream_has_pending (G_IO_STREAM (self)) ||
-      self->conn->busy[LSOCK_DIRECTION_READ] || self->conn->busy[LSOCK_DIRECTION_WRITE] ||
-      (self->input != NULL && g_input_stream_has_pending (self->input)) ||
-      (self->output != NULL && g_output_stream_has_pending (self->output)))
+      _lsock_stream_direction_busy (self, LSOCK_DIRECTION_READ) ||
+      _lsock_stream_direction_busy (self, LSOCK_DIRECTION_WRITE))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING,
                    _("Could not take the socket of “%s”: an operation on it is still "

@@ -92,6 +92,10 @@ gboolean      _lsock_stream_set_pending           (LsockStream   *self,
                                                    GError       **error);
 void          _lsock_stream_clear_pending         (LsockStream   *self,
                                                    LsockDirection direction);
+/* Whether one of those, or an operation of the substream, is in progress
+ * in @direction */
+gboolean      _lsock_stream_direction_busy        (LsockStream   *self,
+                                                   LsockDirection direction);
 /* For a substream's operation: G_IO_ERROR_PENDING while a call of the
  * stream's own holds @direction */
 gboolean      _lsock_conn_check_not_busy          (LsockConn     *conn,

@@ -188,15 +188,19 @@ _lsock_stream_new (LsockName *name,
  * accepted connection's objects were its substreams, which a service on
  * the bytes calls, or one that hands the socket over, never uses. */
 static gpointer
-get_substream (gpointer     *slot,
-               LsockStream  *self,
-               GObject    *(*make) (LsockStream *self))
+get_substream (LsockStream    *self,
+               LsockDirection  direction)
 {
-  GObject *substream = g_atomic_pointer_get (slot);
+  gpointer *slot = direction == LSOCK_DIRECTION_READ ? (gpointer *) &self->input :
+                                                       (gpointer *) &self->output;
+  gpointer substream = g_atomic_pointer_get (slot);
 
   if (G_LIKELY (substream != NULL))
     return substream;
-  substream = make (self);
+  if (direction == LSOCK_DIRECTION_READ)
+    substream = _lsock_stream_new_input_impl (self);
+  else
+    substream = _lsock_stream_new_output_impl (self);
   if (!g_atomic_pointer_compare_and_exchange (slot, NULL, substream))
     {
       /* Another thread was first */
@@ -209,21 +213,23 @@ get_substream (gpointer     *slot,
 GInputStream *
 _lsock_stream_get_input (LsockStream *self)
 {
-  return get_substream ((gpointer *) &self->input, self,
-                        (GObject * (*) (LsockStream *)) _lsock_stream_new_input_impl);
+  return get_substream (self, LSOCK_DIRECTION_READ);
 }
 
 GOutputStream *
 _lsock_stream_get_output (LsockStream *self)
 {
-  return get_substream ((gpointer *) &self->output, self,
-                        (GObject * (*) (LsockStream *)) _lsock_stream_new_output_impl);
+  return get_substream (self, LSOCK_DIRECTION_WRITE);
 }
 
-static gboolean
-substream_has_pending (LsockStream    *self,
-                       LsockDirection  direction)
+/* A call of the stream's own or an operation of the substream is in
+ * progress in @direction */
+gboolean
+_lsock_stream_direction_busy (LsockStream    *self,
+                              LsockDirection  direction)
 {
+  if (self->conn->busy[direction])
+    return TRUE;
   if (direction == LSOCK_DIRECTION_READ)
     {
       GInputStream *input = g_atomic_pointer_get (&self->input);
@@ -260,7 +266,7 @@ _lsock_stream_set_pending (LsockStream     *self,
                            LsockDirection   direction,
                            GError         **error)
 {
-  if (self->conn->busy[direction] || substream_has_pending (self, direction))
+  if (_lsock_stream_direction_busy (self, direction))
     {
       set_busy_error (self->conn, direction, error);
       return FALSE;
