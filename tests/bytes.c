@@ -649,6 +649,66 @@ test_same_iteration_after_accept (gconstpointer data)
   g_assert_finalize_object (name);
 }
 
+/* A chain of operations that each complete at once, each started from the
+ * callback of the one before (a byte at a time of what is already there),
+ * cannot keep the context to itself: past the reactor's budget for one
+ * dispatch, the rest wait for the next one, and an idle of higher
+ * priority added by the first runs in between */
+#define CHAIN_LENGTH 1000
+
+typedef struct
+{
+  guint received;
+  guint received_when_idle;  /* 0: the idle has not run */
+} Chain;
+
+static gboolean
+chain_idle_cb (gpointer user_data)
+{
+  Chain *c = user_data;
+
+  c->received_when_idle = c->received;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+chain_received_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  Chain *c = user_data;
+  g_autoptr(GBytes) got = lsock_stream_receive_bytes_finish (LSOCK_STREAM (source), result, NULL);
+
+  g_assert_nonnull (got);
+  g_assert_cmpuint (g_bytes_get_size (got), ==, 1);
+  if (c->received++ == 0)
+    g_idle_add_full (G_PRIORITY_HIGH, chain_idle_cb, c, NULL);
+  if (c->received < CHAIN_LENGTH)
+    lsock_stream_receive_bytes_async (LSOCK_STREAM (source), 1, G_PRIORITY_DEFAULT, NULL,
+                                      chain_received_cb, c);
+}
+
+static void
+test_chain_budget (void)
+{
+  LsockStream *a = NULL;
+  LsockStream *b = NULL;
+  g_autoptr(GBytes) all = g_bytes_new_take (g_malloc0 (CHAIN_LENGTH), CHAIN_LENGTH);
+  Chain c = { 0 };
+
+  g_assert_true (lsock_stream_new_pair (&a, &b, NULL));
+  g_assert_true (lsock_stream_send_bytes (a, all, NULL, NULL));
+  lsock_stream_receive_bytes_async (b, 1, G_PRIORITY_DEFAULT, NULL, chain_received_cb, &c);
+  lsock_test_wait_until (c.received == CHAIN_LENGTH);
+
+  /* Not before the chain began, and not after it was over */
+  g_assert_cmpuint (c.received_when_idle, >, 0);
+  g_assert_cmpuint (c.received_when_idle, <, CHAIN_LENGTH);
+
+  lsock_test_close_and_finalize_stream (&a);
+  lsock_test_close_and_finalize_stream (&b);
+}
+
 /* A callback that runs a main loop of its own until an operation is done:
  * one that another source's callback starts in that loop, or one that the
  * callback itself started just before, and that completes at once. Either
@@ -769,6 +829,7 @@ main (int argc, char **argv)
   g_test_add_func ("/lsock/bytes/lazy-substreams/pending", test_pending_lazy_substream);
 #ifdef G_OS_UNIX
   g_test_add_func ("/lsock/bytes/same-iteration", test_same_iteration);
+  g_test_add_func ("/lsock/bytes/chain-budget", test_chain_budget);
   g_test_add_data_func ("/lsock/bytes/nested-loop/from-callback",
                         GINT_TO_POINTER (NESTED_FROM_CALLBACK), test_nested_loop);
   g_test_add_data_func ("/lsock/bytes/nested-loop/from-idle",

@@ -89,3 +89,29 @@ def test_pending():
     assert b.receive_bytes_finish(results[1][1]).get_data() == b'x'
     a.close(None)
     b.close(None)
+
+
+def test_pending_substream_made_meanwhile():
+    # The substreams are made on first use: asked for while a receive is
+    # pending, the input stream is busy all the same, and free once it is
+    # done; the same stream every time
+    a, b = Lsock.Stream.new_pair()
+    loop = GLib.MainLoop()
+    results = []
+
+    b.receive_bytes_async(10, GLib.PRIORITY_DEFAULT, None,
+                          lambda s, r: results.append(r))
+    try:
+        b.get_input_stream().read_bytes(1, None)
+        raise AssertionError('a read while a receive is pending must fail')
+    except GLib.Error as e:
+        assert_io_error(e, Gio.IOErrorEnum.PENDING)
+    assert b.get_input_stream() is b.get_input_stream()
+
+    a.send_bytes(GLib.Bytes.new(b'yz'), None)
+    run_until(loop, lambda: len(results) == 1)
+    assert b.receive_bytes_finish(results[0]).get_data() == b'yz'
+    a.send_bytes(GLib.Bytes.new(b'w'), None)
+    assert b.get_input_stream().read_bytes(1, None).get_data() == b'w'
+    a.close(None)
+    b.close(None)
