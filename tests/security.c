@@ -114,9 +114,11 @@ typedef struct
   GDataInputStream *out;
 } Other;
 
+/* With @stdin_path, the program reads its standard input from that file */
 static GSubprocess *
 spawn (gboolean            as_other,
        GSubprocessFlags    flags,
+       const char         *stdin_path,
        const char * const *args)
 {
   g_autoptr(GError) error = NULL;
@@ -137,6 +139,8 @@ spawn (gboolean            as_other,
 
   /* The tool finds its library in the readable copy */
   g_subprocess_launcher_setenv (launcher, "LD_LIBRARY_PATH", readable_dir (), TRUE);
+  if (stdin_path != NULL)
+    g_subprocess_launcher_set_stdin_file_path (launcher, stdin_path);
   process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
   g_assert_no_error (error);
   return process;
@@ -157,7 +161,7 @@ other_start (Other       *other,
   va_end (ap);
   g_ptr_array_add (argv, NULL);
 
-  other->process = spawn (TRUE, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+  other->process = spawn (TRUE, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, NULL,
                           (const char * const *) argv->pdata);
   other->out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (other->process));
 }
@@ -454,7 +458,9 @@ test_write_only_directory (void)
 #ifdef G_OS_UNIX
 /* Runs a program (as the other user, or as us) to its end with @input on
  * its stdin, iterating the default main context meanwhile (where a
- * listener may be serving it); returns its exit status */
+ * listener may be serving it); returns its exit status. The input comes
+ * from a file, not a pipe: a program that fails may exit before it reads
+ * its input, and a write to its pipe would then raise SIGPIPE here. */
 static int
 run_to_end (gboolean     as_other,
             const char  *input,
@@ -467,8 +473,15 @@ run_to_end (gboolean     as_other,
   g_autoptr(GError) error = NULL;
   g_autoptr(GAsyncResult) result = NULL;
   g_autofree char *out = NULL;
+  g_autofree char *input_path = NULL;
+  static guint n_inputs;
   const char *arg;
   va_list ap;
+
+  input_path = g_strdup_printf ("%s/input-%u", readable_dir (), ++n_inputs);
+  g_assert_true (g_file_set_contents (input_path, input, -1, &error));
+  g_assert_no_error (error);
+  g_assert_no_errno (chmod (input_path, 0644));
 
   va_start (ap, first);
   for (arg = first; arg != NULL; arg = va_arg (ap, const char *))
@@ -476,13 +489,13 @@ run_to_end (gboolean     as_other,
   va_end (ap);
   g_ptr_array_add (argv, NULL);
 
-  process = spawn (as_other, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                             G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                   (const char * const *) argv->pdata);
-  g_subprocess_communicate_utf8_async (process, input, NULL, lsock_test_store_result, &result);
+  process = spawn (as_other, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                   input_path, (const char * const *) argv->pdata);
+  g_subprocess_communicate_utf8_async (process, NULL, NULL, lsock_test_store_result, &result);
   lsock_test_wait_until (result);
   g_assert_true (g_subprocess_communicate_utf8_finish (process, result, &out, out_stderr, &error));
   g_assert_no_error (error);
+  g_assert_no_errno (g_unlink (input_path));
   g_test_message ("%s: exit %d, stderr: %s", first, g_subprocess_get_exit_status (process),
                   *out_stderr);
   return g_subprocess_get_exit_status (process);
@@ -858,7 +871,7 @@ test_tool_refused (void)
     g_clear_pointer (&address, g_free);
     address = lsock_name_to_string (name);
     argv[4] = address;
-    listen = spawn (FALSE, G_SUBPROCESS_FLAGS_STDERR_PIPE, argv);
+    listen = spawn (FALSE, G_SUBPROCESS_FLAGS_STDERR_PIPE, NULL, argv);
     listen_err = g_data_input_stream_new (g_subprocess_get_stderr_pipe (listen));
     /* "Listening on …" first: then it is there */
     {
