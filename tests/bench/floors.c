@@ -14,6 +14,15 @@
  *   64 bytes written and read as above, the stream closed and destroyed.
  *   Both are everything the "gio-floor" variant does but the system
  *   calls.
+ * - bench_floor_checked_connection(): the system calls that a server and
+ *   client on a main loop make per connection beyond raw's, when they
+ *   keep lsock's contracts: each side asks the kernel who its peer is
+ *   (SO_PEERCRED) and the client compares the answer with geteuid()
+ *   (owner-only by default: GIO and libuv check nobody); the server
+ *   waits in its context's poll() where raw sleeps in accept(), and an
+ *   accept chained from a callback probes the queue with poll(0) so that
+ *   peers already queued are reported in the same dispatch. Made on a
+ *   socketpair, where each returns at once: a lower bound.
  * - bench_floor_async_message(): what g_input_stream_read_async() and
  *   g_output_stream_write_async(), with their _finish() calls, add around
  *   a stream's own virtual functions, per message of an echo server (one
@@ -44,7 +53,11 @@
 
 #include <gio/gio.h>
 
+#include <errno.h>
 #include <math.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define MESSAGE_SIZE 64
 
@@ -101,6 +114,40 @@ bench_floor_connection (guint n)
         }
       best = MIN (best, (now_s () - t0) / n);
     }
+  return best;
+}
+
+double
+bench_floor_checked_connection (guint n)
+{
+  double best = INFINITY;
+  int fds[2];
+
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    g_error ("floors: socketpair: %s", g_strerror (errno));
+  for (int batch = 0; batch < 5; batch++)
+    {
+      double t0 = now_s ();
+
+      for (guint i = 0; i < n; i++)
+        {
+          struct ucred cred;
+          socklen_t len = sizeof cred;
+          struct pollfd pfd = { fds[0], POLLIN, 0 };
+
+          for (int side = 0; side < 2; side++)
+            if (getsockopt (fds[side], SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+              g_error ("floors: SO_PEERCRED: %s", g_strerror (errno));
+          if (cred.uid != geteuid ())
+            g_error ("floors: the peer is not ours");
+          for (int wait = 0; wait < 2; wait++)
+            if (poll (&pfd, 1, 0) != 0)
+              g_error ("floors: the socketpair is readable");
+        }
+      best = MIN (best, (now_s () - t0) / n);
+    }
+  close (fds[0]);
+  close (fds[1]);
   return best;
 }
 

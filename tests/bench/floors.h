@@ -9,6 +9,7 @@ G_BEGIN_DECLS
  * bound of what the same code costs inside a real program */
 double bench_floor_round_trip    (guint n);
 double bench_floor_connection    (guint n);
+double bench_floor_checked_connection (guint n);
 double bench_floor_async_message (guint n);
 double bench_floor_results           (guint n,
                                       guint n_results);

@@ -85,12 +85,13 @@ typedef enum {
   V_GIO_SERVICE,  /* main-loop baseline: GSocketService::incoming on a GMainContext */
   V_LIBUV,        /* main-loop baseline: one uv loop (only with HAVE_LIBUV) */
   V_LSOCK_BYTES,  /* lsock's fast path: receive_bytes_async + send_bytes_async */
+  V_LSOCK_SRC,    /* one pollable source per connection, non-blocking calls */
   N_VARIANTS
 } Variant;
 
 static const char *variant_names[N_VARIANTS] = {
   "raw", "lsock", "lsock-async", "gio", "gsocket", "gio-floor", "lsock-nb",
-  "gio-service", "libuv", "lsock-bytes",
+  "gio-service", "libuv", "lsock-bytes", "lsock-src",
 };
 
 typedef struct
@@ -1588,11 +1589,84 @@ echo_bytes_received_cb (GObject      *source,
   g_bytes_unref (bytes);
 }
 
+/* lsock-src: GIO's own pattern for a non-blocking server, with no object
+ * per operation: one pollable source per connection for its whole life
+ * (G_SOURCE_CONTINUE), one read_nonblocking() per readiness (a read that
+ * did not fill the buffer emptied the socket; one that did is followed by
+ * another, as libuv does) and each piece written back with
+ * write_nonblocking(). A 64-byte reply into the socket buffer of a client
+ * that reads every reply always fits: a short write is a failed run. */
+typedef struct
+{
+  LsockStream   *stream;
+  GInputStream  *in;
+  GOutputStream *out;
+  GSource       *source;
+  char           buf[ECHO_BUF];
+} EchoSrcConn;
+
+static gboolean
+echo_src_readable_cb (GObject  *pollable,
+                      gpointer  user_data)
+{
+  EchoSrcConn *c = user_data;
+
+  for (int i = 0; i < 32; i++)
+    {
+      GError *error = NULL;
+      gssize n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (c->in),
+                                                           c->buf, sizeof c->buf, NULL, &error);
+      gssize w;
+
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          g_error_free (error);
+          return G_SOURCE_CONTINUE;
+        }
+      if (n <= 0)
+        {
+          g_clear_error (&error);
+          g_source_unref (c->source);
+          echo_bytes_conn_free (c->stream);
+          g_free (c);
+          return G_SOURCE_REMOVE;
+        }
+      w = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (c->out),
+                                                      c->buf, n, NULL, &error);
+      if (w != n)
+        die ("lsock-src: short write (%" G_GSSIZE_FORMAT " of %" G_GSSIZE_FORMAT "): %s",
+             w, n, error != NULL ? error->message : "partial");
+      if ((gsize) n < sizeof c->buf)
+        break;
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+echo_src_conn_start (LsockStream *stream)
+{
+  EchoSrcConn *c = g_new (EchoSrcConn, 1);
+
+  echo_live++;
+  c->stream = g_object_ref (stream);
+  c->in = g_io_stream_get_input_stream (G_IO_STREAM (stream));
+  c->out = g_io_stream_get_output_stream (G_IO_STREAM (stream));
+  c->source = g_pollable_input_stream_create_source (G_POLLABLE_INPUT_STREAM (c->in), NULL);
+  g_source_set_callback (c->source, (GSourceFunc) (void (*) (void)) echo_src_readable_cb, c,
+                         NULL);
+  g_source_attach (c->source, g_main_context_get_thread_default ());
+}
+
 static gboolean
 echo_incoming_cb (LsockListener *listener,
                   LsockStream   *stream,
                   gpointer       user_data)
 {
+  if (GPOINTER_TO_INT (user_data) == V_LSOCK_SRC)
+    {
+      echo_src_conn_start (stream);
+      return TRUE;
+    }
   if (GPOINTER_TO_INT (user_data) == V_LSOCK_BYTES)
     {
       echo_live++;
@@ -2402,6 +2476,18 @@ floor_connect (const Params *p,
   r->v[0] = 2 * bench_floor_connection (opt.floor_iters);
 }
 
+/* The same, the system calls lsock's contracts add to a main-loop server
+ * and its client (floors.c), and the fresh result of each accept_async() */
+static void
+floor_connect_checked (const Params *p,
+                       int           ctl,
+                       Result       *r)
+{
+  r->v[0] = 2 * bench_floor_connection (opt.floor_iters) +
+            bench_floor_checked_connection (opt.floor_iters) +
+            bench_floor_results (opt.floor_iters, 1);
+}
+
 /* Any GIO-style server on a main context: a new result for each read and
  * each write (see floors.c for why no wake-up is counted) */
 static double
@@ -2771,7 +2857,8 @@ run_figure (const Figure *fig,
         {
           Variant variant = fig->variants[i];
           gboolean is_lsock = variant == V_LSOCK || variant == V_LSOCK_ASYNC ||
-                              variant == V_LSOCK_NB || variant == V_LSOCK_BYTES;
+                              variant == V_LSOCK_NB || variant == V_LSOCK_BYTES ||
+                              variant == V_LSOCK_SRC;
           gboolean is_base = is_main_loop_baseline (variant);
           g_autofree char *target_text = NULL;
 
@@ -3147,6 +3234,9 @@ main (int    argc,
       .metrics = { { 0, NULL, "conn/s", HIGHER_IS_BETTER, 0.95, "≥ 0.95" } }, .n_metrics = 1,
       .floor = floor_connect,
       .ceiling_name = "ceiling: raw + what 2 GIOStreams cost without I/O",
+      .floor2 = floor_connect_checked,
+      .ceiling2_name = "ceiling for lsock on a main loop: the row above + peer checks, "
+                       "the loop's polls and an accept result",
     };
 
     /* The fast path, and the main-loop baselines, next to lsock-async */
@@ -3170,7 +3260,7 @@ main (int    argc,
       Figure echo = {
         .name = name, .label = label,
         .server = echo_server, .client = echo_client, .baseline = V_RAW,
-        .variants = { V_RAW, V_LSOCK, V_LSOCK_NB, V_LSOCK_BYTES }, .n_variants = 4,
+        .variants = { V_RAW, V_LSOCK, V_LSOCK_NB, V_LSOCK_BYTES, V_LSOCK_SRC }, .n_variants = 5,
         .metrics = {
           { 0, "throughput", "msg/s", HIGHER_IS_BETTER, big || one ? 0 : 0.9,
             big || one ? NULL : "≥ 0.9" },
