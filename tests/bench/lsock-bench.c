@@ -3260,7 +3260,7 @@ main (int    argc,
       Figure echo = {
         .name = name, .label = label,
         .server = echo_server, .client = echo_client, .baseline = V_RAW,
-        .variants = { V_RAW, V_LSOCK, V_LSOCK_NB, V_LSOCK_BYTES, V_LSOCK_SRC }, .n_variants = 5,
+        .variants = { V_RAW, V_LSOCK, V_LSOCK_NB, V_LSOCK_BYTES }, .n_variants = 4,
         .metrics = {
           { 0, "throughput", "msg/s", HIGHER_IS_BETTER, big || one ? 0 : 0.9,
             big || one ? NULL : "≥ 0.9" },
@@ -3278,6 +3278,11 @@ main (int    argc,
                               "per message",
       };
 
+      /* GIO's source-per-connection pattern, for comparison: at 4,096 its
+       * context walks 8,192 sources per iteration, and some clients wait
+       * longer than the window; it is no way of serving that many */
+      if (!big)
+        echo.variants[echo.n_variants++] = V_LSOCK_SRC;
       /* The main-loop baselines, next to lsock and lsock-nb */
       echo.variants[echo.n_variants++] = V_GIO_SERVICE;
 #ifdef HAVE_LIBUV
