@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# Bulk throughput through PyGObject (Lsock.Stream, read_bytes/write_bytes)
+# Bulk throughput through PyGObject (Lsock.Stream: read_bytes/write_bytes on
+# its substreams, and its own receive_bytes/send_bytes, "lsock-bytes")
 # against Python's own socket module (recv/send), 64 KiB and 4 KiB chunks,
 # interleaved repetitions. Server and client are separate processes.
 #
@@ -21,8 +22,9 @@
 # chunk, the best any stream behind PyGObject could reach while sender and
 # receiver share one CPU.
 #
-# Prints one "REP <figure> <socket MB/s> <lsock MB/s> <gio-unix MB/s> <ceiling MB/s>"
-# line per repetition (lsock-bench reads these) and a summary.
+# Prints one "REP <figure> <socket MB/s> <lsock MB/s> <gio-unix MB/s> <ceiling MB/s>
+# <lsock-bytes MB/s> <ceiling for the bytes calls MB/s>" line per repetition
+# (lsock-bench reads these) and a summary.
 
 import argparse
 import os
@@ -60,6 +62,16 @@ def socket_accept_one(name, ready_w):
     return conn
 
 
+def drain(read, chunk):
+    """Bytes read with @read (a read_bytes()-like call) until end of stream"""
+    total = 0
+    while True:
+        n = read(chunk, None).get_size()
+        if n == 0:
+            return total
+        total += n
+
+
 def server_socket(name, chunk, ready_w):
     conn = socket_accept_one(name, ready_w)
     total = 0
@@ -79,26 +91,23 @@ def server_lsock(name, chunk, ready_w):
     os.write(ready_w, b'R')
     stream = listener.accept(None)
     inp = stream.get_input_stream()
-    read_bytes = inp.read_bytes
-    total = 0
-    while True:
-        n = read_bytes(chunk, None).get_size()
-        if n == 0:
-            break
-        total += n
+    total = drain(inp.read_bytes, chunk)
     stream.get_output_stream().write_bytes(GLib.Bytes.new(b'k'), None)
+    return total
+
+
+def server_lsock_bytes(name, chunk, ready_w):
+    listener = Lsock.Listener.new(Lsock.Name.parse('@' + name))
+    os.write(ready_w, b'R')
+    stream = listener.accept(None)
+    total = drain(stream.receive_bytes, chunk)
+    stream.send_bytes(GLib.Bytes.new(b'k'), None)
     return total
 
 
 def server_gio_unix(name, chunk, ready_w):
     conn = socket_accept_one(name, ready_w)
-    read_bytes = Gio.UnixInputStream.new(conn.fileno(), False).read_bytes
-    total = 0
-    while True:
-        n = read_bytes(chunk, None).get_size()
-        if n == 0:
-            break
-        total += n
+    total = drain(Gio.UnixInputStream.new(conn.fileno(), False).read_bytes, chunk)
     conn.sendall(b'k')
     conn.close()
     return total
@@ -146,6 +155,26 @@ def client_lsock(name, chunk, total):
     return total / (t1 - t0) / 1e6
 
 
+def client_lsock_bytes(name, chunk, total):
+    stream = Lsock.Stream.connect_to(Lsock.Name.parse('@' + name), None)
+    buf = GLib.Bytes.new(b'x' * chunk)
+    send_bytes = stream.send_bytes
+    sent = 0
+    t0 = time.perf_counter()
+    # send_bytes() sends all of it: no short writes to handle
+    while total - sent >= chunk:
+        send_bytes(buf, None)
+        sent += chunk
+    if sent < total:
+        send_bytes(GLib.Bytes.new(b'x' * (total - sent)), None)
+        sent = total
+    stream.shutdown(False, True)
+    ack = stream.receive_bytes(1, None).get_data()
+    t1 = time.perf_counter()
+    assert ack == b'k'
+    return total / (t1 - t0) / 1e6
+
+
 def client_gio_unix(name, chunk, total):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect('\0' + name)
@@ -167,15 +196,21 @@ def client_gio_unix(name, chunk, total):
     return total / (t1 - t0) / 1e6
 
 
-def call_overhead(pin_cpu, n=20000):
-    """Seconds per chunk that PyGObject's calls cost beyond the socket module's"""
+def call_overhead(pin_cpu, bytes_calls=False, n=20000):
+    """Seconds per chunk that PyGObject's calls cost beyond the socket
+    module's: write_bytes() and read_bytes() on the substreams, or with
+    @bytes_calls the stream's own send_bytes() and receive_bytes()"""
     pin(pin_cpu)
     name = unique_name()
     listener = Lsock.Listener.new(Lsock.Name.parse('@' + name))
     client = Lsock.Stream.connect_to(Lsock.Name.parse('@' + name), None)
     server = listener.accept(None)
-    write_bytes = client.get_output_stream().write_bytes
-    read_bytes = server.get_input_stream().read_bytes
+    if bytes_calls:
+        write_bytes = client.send_bytes
+        read_bytes = server.receive_bytes
+    else:
+        write_bytes = client.get_output_stream().write_bytes
+        read_bytes = server.get_input_stream().read_bytes
     one = GLib.Bytes.new(b'x')
     a, b = socket.socketpair()
     send, recv = a.send, b.recv
@@ -204,8 +239,10 @@ def call_overhead(pin_cpu, n=20000):
     return max(best[through_pygobject] - best[through_socket], 0)
 
 
-SERVERS = {'socket': server_socket, 'lsock': server_lsock, 'gio-unix': server_gio_unix}
-CLIENTS = {'socket': client_socket, 'lsock': client_lsock, 'gio-unix': client_gio_unix}
+SERVERS = {'socket': server_socket, 'lsock': server_lsock, 'gio-unix': server_gio_unix,
+           'lsock-bytes': server_lsock_bytes}
+CLIENTS = {'socket': client_socket, 'lsock': client_lsock, 'gio-unix': client_gio_unix,
+           'lsock-bytes': client_lsock_bytes}
 
 
 def run_once(kind, chunk, total, pin_server, pin_client):
@@ -256,17 +293,23 @@ def main():
             for kind in SERVERS:
                 results[kind].append(run_once(kind, chunk, total, args.pin_server, args.pin_client))
                 os.sched_setaffinity(0, all_cpus)
-            per_chunk = chunk / (results['socket'][-1] * 1e6) + call_overhead(args.pin_client)
+            socket_per_chunk = chunk / (results['socket'][-1] * 1e6)
+            per_chunk = socket_per_chunk + call_overhead(args.pin_client)
+            per_chunk_bytes = socket_per_chunk + call_overhead(args.pin_client, bytes_calls=True)
             os.sched_setaffinity(0, all_cpus)
             ceiling.append(chunk / per_chunk / 1e6)
-            print('REP %s %.1f %.1f %.1f %.1f' % (label, results['socket'][-1], results['lsock'][-1],
-                                                  results['gio-unix'][-1], ceiling[-1]),
+            print('REP %s %.1f %.1f %.1f %.1f %.1f %.1f'
+                  % (label, results['socket'][-1], results['lsock'][-1],
+                     results['gio-unix'][-1], ceiling[-1], results['lsock-bytes'][-1],
+                     chunk / per_chunk_bytes / 1e6),
                   flush=True)
         s = statistics.median(results['socket'])
         v = statistics.median(results['lsock'])
         g = statistics.median(results['gio-unix'])
-        print('# %s: socket %.1f MB/s, lsock %.1f MB/s (ratio %.3f), gio-unix %.1f MB/s (ratio %.3f)'
-              % (label, s, v, v / s, g, g / s),
+        b = statistics.median(results['lsock-bytes'])
+        print('# %s: socket %.1f MB/s, lsock %.1f MB/s (ratio %.3f), gio-unix %.1f MB/s '
+              '(ratio %.3f), lsock-bytes %.1f MB/s (ratio %.3f)'
+              % (label, s, v, v / s, g, g / s, b, b / s),
               flush=True)
 
 
