@@ -297,7 +297,6 @@ _lsock_reactor_ref_for_context (GMainContext *context,
   if (reactor != NULL && !g_source_is_destroyed (&reactor->source))
     {
       g_atomic_int_inc (&reactor->users);
-      g_source_ref (&reactor->source);
       G_UNLOCK (registry);
       return reactor;
     }
@@ -305,8 +304,9 @@ _lsock_reactor_ref_for_context (GMainContext *context,
   reactor = reactor_new (context, priority);
   reactor->users = 1;
   g_hash_table_replace (registry, g_memdup2 (&key, sizeof key), reactor);
-  /* The context holds the attached source; each user holds a reference
-   * too, for the memory */
+  /* The context holds the attached source; the users together hold the
+   * reference g_source_new() gave, for the memory: see
+   * _lsock_reactor_unref() */
   g_source_attach (&reactor->source, context);
   G_UNLOCK (registry);
 
@@ -317,41 +317,58 @@ LsockReactor *
 _lsock_reactor_ref (LsockReactor *reactor)
 {
   g_atomic_int_inc (&reactor->users);
-  g_source_ref (&reactor->source);
   return reactor;
 }
 
 /* The last user gone: the reactor leaves its context, so that a context
  * done with lsock keeps nothing of it (no epoll fd, no source), and lets
- * go of it. A user that finds it in the registry meanwhile revives it; the
- * check under the registry lock sees that. The context goes after the
- * source is destroyed and after our reference to the source: a destroyed
- * source still points at its context, which its last unref locks, so the
- * context must outlive it (each user holds a reference to the source, so
- * ours is the last but for an iteration of the context, whose thread
- * holds the context). Never from the source's finalize, which GLib calls
- * between locking the context and unlocking it. */
+ * go of it.
+ *
+ * The users share one reference to the source, which the last of them
+ * drops, and only then the context. A destroyed source still points at
+ * its context, and its last unref locks the context (twice: before and
+ * after finalize() runs, unlocked), so whoever drops the last reference
+ * must hold the context. When each user held a reference of its own, a
+ * user could count itself out, be preempted, and drop its reference after
+ * the last user had let go of the context and the context's thread had
+ * freed it: that unref locked freed memory (a hang, or a heap corrupted
+ * under the read-vs-close race on the portable reactor). Now the other
+ * users touch nothing once counted out, and the count reaches 0 only
+ * under the registry lock, so nobody revives a reactor that is going; the
+ * references GLib holds meanwhile (a dispatch in progress) are the context
+ * thread's, which holds the context. Never from the source's finalize. */
 void
 _lsock_reactor_unref (LsockReactor *reactor)
 {
   GMainContext *context = NULL;
+  int users = g_atomic_int_get (&reactor->users);
 
+  /* Not the last: counted out, and nothing more is touched */
+  while (users > 1)
+    {
+      if (g_atomic_int_compare_and_exchange_full (&reactor->users, users, users - 1, &users))
+        return;
+    }
+
+  /* Perhaps the last: the count goes to 0 only under the registry lock,
+   * which a user reviving it from the registry holds too */
+  G_LOCK (registry);
   if (g_atomic_int_dec_and_test (&reactor->users))
     {
       ReactorKey key = { reactor->context, reactor->priority };
 
-      G_LOCK (registry);
-      if (g_atomic_int_get (&reactor->users) == 0)
-        {
-          if (g_hash_table_lookup (registry, &key) == reactor)
-            g_hash_table_remove (registry, &key);
-          g_source_destroy (&reactor->source);
-          context = g_steal_pointer (&reactor->context);
-        }
-      G_UNLOCK (registry);
+      if (g_hash_table_lookup (registry, &key) == reactor)
+        g_hash_table_remove (registry, &key);
+      g_source_destroy (&reactor->source);
+      context = g_steal_pointer (&reactor->context);
     }
-  g_source_unref (&reactor->source);
-  g_clear_pointer (&context, g_main_context_unref);
+  G_UNLOCK (registry);
+
+  if (context != NULL)
+    {
+      g_source_unref (&reactor->source);
+      g_main_context_unref (context);
+    }
 }
 
 GMainContext *
