@@ -65,28 +65,101 @@ epoll_finalize (LsockReactor *reactor)
   reactor->epfd = -1;
 }
 
+/* Registers @watch, which nothing watches now, with epoll */
+static gboolean
+epoll_register (LsockReactor  *reactor,
+                LsockWatch    *watch,
+                int           *errsv)
+{
+  struct epoll_event ev = { .events = watch_events (watch), .data.ptr = watch };
+
+  if (epoll_ctl (reactor->epfd, EPOLL_CTL_ADD, watch->fd, &ev) != 0)
+    {
+      *errsv = errno;
+      return FALSE;
+    }
+  watch->events = ev.events;
+  watch->polled = FALSE;
+  reactor->epolled = g_list_concat (&watch->link, reactor->epolled);
+  return TRUE;
+}
+
+static void
+epoll_unregister (LsockReactor *reactor,
+                  LsockWatch   *watch)
+{
+  /* Under the reactor lock, like every epoll_wait(): no event for this
+   * watch is returned from here on */
+  epoll_ctl (reactor->epfd, EPOLL_CTL_DEL, watch->fd, NULL);
+  reactor->epolled = g_list_remove_link (reactor->epolled, &watch->link);
+  watch->events = 0;
+}
+
+/* Past polled_max watches: the context's poll() of their fds and the
+ * epoll_wait() the others need cost more than an epoll_wait() for all.
+ * Nothing is missed on the way: adding an fd to epoll reports what it is
+ * ready for now, edge-triggered or not. One that epoll refuses stays
+ * polled. */
+static void
+move_all_to_epoll (LsockReactor *reactor)
+{
+  GList *l = reactor->polled;
+
+  reactor->all_on_epoll = TRUE;
+  while (l != NULL)
+    {
+      LsockWatch *watch = l->data;
+      int errsv;
+
+      l = l->next;
+      _lsock_reactor_polled_remove (reactor, watch);
+      if (!epoll_register (reactor, watch, &errsv))
+        {
+          _lsock_reactor_polled_add (reactor, watch);
+          _lsock_reactor_polled_set_conditions (reactor, watch);
+        }
+    }
+}
+
+/* Down to half of polled_max: back to the context's poll(), which reports
+ * what is wanted and ready now (level-triggered), so an edge epoll had
+ * queued for a watch is not lost either. The users ask for what they
+ * wait for only once a system call said EAGAIN, and it stays asked. */
+static void
+move_all_to_polled (LsockReactor *reactor)
+{
+  reactor->all_on_epoll = FALSE;
+  while (reactor->epolled != NULL)
+    {
+      LsockWatch *watch = reactor->epolled->data;
+
+      epoll_unregister (reactor, watch);
+      _lsock_reactor_polled_add (reactor, watch);
+      _lsock_reactor_polled_set_conditions (reactor, watch);
+    }
+}
+
 static gboolean
 epoll_add (LsockReactor  *reactor,
            LsockWatch    *watch,
            GError       **error)
 {
-  struct epoll_event ev = { .events = watch_events (watch), .data.ptr = watch };
+  int errsv;
 
-  if (reactor->n_polled < reactor->polled_max)
+  if (!reactor->all_on_epoll && reactor->n_polled < reactor->polled_max)
     {
       _lsock_reactor_polled_add (reactor, watch);
       return TRUE;
     }
 
-  if (epoll_ctl (reactor->epfd, EPOLL_CTL_ADD, watch->fd, &ev) != 0)
+  if (!epoll_register (reactor, watch, &errsv))
     {
-      int errsv = errno;
-
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
                    _("Could not watch a socket: %s"), g_strerror (errsv));
       return FALSE;
     }
-  watch->events = ev.events;
+  if (!reactor->all_on_epoll && reactor->polled != NULL)
+    move_all_to_epoll (reactor);
   return TRUE;
 }
 
@@ -116,13 +189,13 @@ epoll_remove (LsockReactor *reactor,
               LsockWatch   *watch)
 {
   if (watch->polled)
-    {
-      _lsock_reactor_polled_remove (reactor, watch);
-      return;
-    }
-  /* Under the reactor lock, like every epoll_wait(): no event for this
-   * watch is returned from here on */
-  epoll_ctl (reactor->epfd, EPOLL_CTL_DEL, watch->fd, NULL);
+    _lsock_reactor_polled_remove (reactor, watch);
+  else
+    epoll_unregister (reactor, watch);
+
+  /* n_watches counts @watch still */
+  if (reactor->all_on_epoll && reactor->n_watches - 1 <= reactor->polled_max / 2)
+    move_all_to_polled (reactor);
 }
 
 static gboolean

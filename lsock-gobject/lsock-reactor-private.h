@@ -22,7 +22,9 @@ G_BEGIN_DECLS
  * The first few watches of a reactor on epoll (_lsock_reactor_polled_max)
  * are polled by the context itself, beside the epoll fd: a service with a
  * handful of connections then learns of input from the context's one
- * poll(), with no epoll_wait() behind it.
+ * poll(), with no epoll_wait() behind it. One with more has all of them
+ * on epoll, until it is down to half that many: a poll() of several fds
+ * and an epoll_wait() behind it cost more than either alone.
  *
  * It only says what became ready: what to do about it is its users'
  * business. A watch's function is called from the reactor's dispatch with
@@ -122,6 +124,8 @@ void          _lsock_watch_set_conditions        (LsockWatch        *watch,
 void          _lsock_watch_destroy               (LsockWatch        *watch);
 LsockWatch   *_lsock_watch_ref                   (LsockWatch        *watch);
 void          _lsock_watch_unref                 (LsockWatch        *watch);
+/* Tests: whether the context polls @watch itself, rather than epoll */
+gboolean      _lsock_watch_is_polled             (LsockWatch        *watch);
 /* (transfer none) valid while the caller holds the watch */
 LsockReactor *_lsock_watch_get_reactor           (LsockWatch        *watch);
 gpointer      _lsock_watch_get_user_data         (LsockWatch        *watch);
@@ -183,6 +187,10 @@ struct _LsockReactor
   guint                   n_polled;
   guint                   polled_max;
   guint                   n_watches;
+  /* epoll: the other watches, and whether none is to be polled now (the
+   * reactor had more than polled_max, and not yet fewer than half) */
+  GList                  *epolled;
+  gboolean                all_on_epoll;
 
   /* Guards deferred; taken with nothing else of ours inside it */
   GMutex                  defer_lock;
@@ -213,7 +221,7 @@ struct _LsockWatch
   gboolean         polled;       /* by the context, not on epoll */
   GIOCondition     conditions;   /* wanted */
   guint32          events;       /* registered: epoll events */
-  GList            link;         /* polled: in reactor->polled */
+  GList            link;         /* in reactor->polled or ->epolled */
   /* polled: what the context polls, while in_source (ours, so that its
    * events change without a wake-up: see lsock-reactor-poll.c) */
   GPollFD          pollfd;

@@ -222,7 +222,7 @@ reactor_finalize (GSource *source)
 {
   LsockReactor *reactor = (LsockReactor *) source;
 
-  g_assert (reactor->polled == NULL && reactor->n_watches == 0);
+  g_assert (reactor->polled == NULL && reactor->epolled == NULL && reactor->n_watches == 0);
   reactor->impl->finalize (reactor);
   g_mutex_clear (&reactor->lock);
   g_mutex_clear (&reactor->defer_lock);
@@ -522,6 +522,18 @@ _lsock_watch_unref (LsockWatch *watch)
     watch->notify (watch->user_data);
   _lsock_reactor_unref (watch->reactor);
   g_free (watch);
+}
+
+gboolean
+_lsock_watch_is_polled (LsockWatch *watch)
+{
+  LsockReactor *reactor = watch->reactor;
+  gboolean polled;
+
+  g_mutex_lock (&reactor->lock);
+  polled = watch->polled;
+  g_mutex_unlock (&reactor->lock);
+  return polled;
 }
 
 LsockReactor *

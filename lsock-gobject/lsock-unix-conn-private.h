@@ -28,6 +28,9 @@ int           _lsock_unix_conn_peek_fd        (LsockConn      *conn);
 /* For tests: the kind of reactor ("epoll", "poll") the connection's async
  * operations last registered with, or NULL */
 const char   *_lsock_unix_conn_peek_reactor_kind (LsockConn   *conn);
+/* Tests: whether the context polls the fd of @conn's first registration
+ * itself (an epoll reactor's first few), rather than epoll */
+gboolean      _lsock_unix_conn_peek_polled       (LsockConn   *conn);
 
 /* One read or write: blocking (honouring the connection's timeout and
  * @cancellable), or not (G_IO_ERROR_WOULD_BLOCK) */

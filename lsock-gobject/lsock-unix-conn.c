@@ -391,6 +391,24 @@ _lsock_unix_conn_peek_reactor_kind (LsockConn *conn)
   return kind;
 }
 
+gboolean
+_lsock_unix_conn_peek_polled (LsockConn *conn)
+{
+  UnixConn *unix_conn = conn->backend;
+  LsockWatch *watch = NULL;
+  gboolean polled;
+
+  g_mutex_lock (&conn->lock);
+  if (unix_conn->watches != NULL)
+    watch = _lsock_watch_ref (unix_conn->watches->data);
+  g_mutex_unlock (&conn->lock);
+  if (watch == NULL)
+    return FALSE;
+  polled = _lsock_watch_is_polled (watch);
+  _lsock_watch_unref (watch);
+  return polled;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Sync and non-blocking */
 

@@ -223,6 +223,156 @@ test_after_fd_message (gconstpointer data)
 #endif
 }
 
+/* ---- a reactor that grows and shrinks ------------------------------------ */
+
+#ifdef G_OS_UNIX
+#define N_SPREAD 6
+
+typedef struct
+{
+  LsockTestPair  pairs[N_SPREAD];
+  GAsyncResult  *results[N_SPREAD];
+  char           bufs[N_SPREAD][16];
+} Spread;
+
+static void
+spread_start_read (Spread *spread,
+                   guint   i)
+{
+  g_assert_null (spread->results[i]);
+  g_input_stream_read_async (in_of (spread->pairs[i].server), spread->bufs[i],
+                             sizeof spread->bufs[i], G_PRIORITY_DEFAULT, NULL,
+                             lsock_test_store_result, &spread->results[i]);
+}
+
+/* Waits for the reads of @first to @last, each of which must bring what
+ * spread_send() sent */
+static void
+spread_finish_reads (Spread *spread,
+                     guint   first,
+                     guint   last)
+{
+  for (guint i = first; i <= last; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autofree char *expected = g_strdup_printf ("to %u", i);
+      gssize n;
+
+      if (!lsock_test_wait_bounded (spread->results[i] != NULL, HANG_MS))
+        g_error ("the read of connection %u did not complete in %d ms", i, HANG_MS);
+      n = g_input_stream_read_finish (in_of (spread->pairs[i].server), spread->results[i], &error);
+      g_assert_no_error (error);
+      g_assert_cmpmem (spread->bufs[i], n, expected, strlen (expected));
+      g_clear_object (&spread->results[i]);
+    }
+}
+
+static void
+spread_send (Spread *spread,
+             guint   i)
+{
+  g_autofree char *data = g_strdup_printf ("to %u", i);
+
+  send_all (spread->pairs[i].client, data, strlen (data));
+}
+
+/* Whether the context polls connection @i itself, as it should on the
+ * reactor @kind, with few watches or not */
+static void
+spread_assert_polled (Spread     *spread,
+                      guint       i,
+                      const char *kind,
+                      gboolean    polled_if_few)
+{
+  gboolean expected = g_str_equal (kind, "poll") ||
+                      (g_str_equal (kind, "polled") && polled_if_few);
+
+  g_assert_cmpint (_lsock_unix_conn_peek_polled (spread->pairs[i].server->conn), ==, expected);
+}
+#endif
+
+/* An epoll reactor whose context polls its first few watches puts them
+ * all on epoll once it has more, and back once it is down to half: with
+ * reads waiting, and with input that came before the move and was not
+ * reported yet, nothing may be lost either way */
+static void
+test_spread (gconstpointer data)
+{
+#ifdef G_OS_UNIX
+  const char *kind = data;
+  int fds_before = lsock_test_settled_fd_count ();
+  Spread spread = { 0 };
+
+  if (skip_unless_reactor (kind))
+    return;
+  /* What the numbers below are for */
+  if (g_str_equal (kind, "polled"))
+    g_assert_cmpint (g_atomic_int_get (&_lsock_reactor_polled_max), ==, 4);
+  for (guint i = 0; i < N_SPREAD; i++)
+    pair_open (&spread.pairs[i]);
+
+  /* The first four, polled: two wait with nothing to read, two have
+   * input the context has not reported yet when the fifth comes */
+  for (guint i = 0; i < 4; i++)
+    spread_start_read (&spread, i);
+  for (guint i = 0; i < 4; i++)
+    spread_assert_polled (&spread, i, kind, TRUE);
+  spread_send (&spread, 2);
+  spread_send (&spread, 3);
+
+  /* The fifth: all on epoll */
+  spread_start_read (&spread, 4);
+  for (guint i = 0; i < 5; i++)
+    spread_assert_polled (&spread, i, kind, FALSE);
+  spread_finish_reads (&spread, 2, 3);
+  for (guint i = 0; i < 5; i++)
+    if (i != 2 && i != 3)
+      spread_send (&spread, i);
+  spread_finish_reads (&spread, 0, 1);
+  spread_finish_reads (&spread, 4, 4);
+
+  /* A sixth joins epoll at once */
+  spread_start_read (&spread, 5);
+  spread_assert_polled (&spread, 5, kind, FALSE);
+  spread_send (&spread, 5);
+  spread_finish_reads (&spread, 5, 5);
+
+  /* Down to three: still on epoll */
+  for (guint i = N_SPREAD - 1; i >= 3; i--)
+    lsock_test_pair_close (&spread.pairs[i]);
+  for (guint i = 0; i < 3; i++)
+    spread_assert_polled (&spread, i, kind, FALSE);
+
+  /* Then to two, with a read waiting on each, one of which has input
+   * that epoll has not reported yet: back to polled */
+  for (guint i = 0; i < 2; i++)
+    spread_start_read (&spread, i);
+  spread_send (&spread, 1);
+  g_assert_true (g_io_stream_close (G_IO_STREAM (spread.pairs[2].server), NULL, NULL));
+  for (guint i = 0; i < 2; i++)
+    spread_assert_polled (&spread, i, kind, TRUE);
+  spread_finish_reads (&spread, 1, 1);
+  spread_send (&spread, 0);
+  spread_finish_reads (&spread, 0, 0);
+  lsock_test_pair_close (&spread.pairs[2]);
+
+  /* And it goes on working there */
+  for (guint i = 0; i < 2; i++)
+    {
+      spread_start_read (&spread, i);
+      spread_send (&spread, i);
+    }
+  spread_finish_reads (&spread, 0, 1);
+
+  for (guint i = 0; i < 2; i++)
+    lsock_test_pair_close (&spread.pairs[i]);
+  use_reactor ("polled");
+  lsock_test_assert_fd_count (fds_before);
+#else
+  g_test_skip ("No reactor of lsock's own here");
+#endif
+}
+
 static void
 splice_done_cb (GObject      *source,
                 GAsyncResult *result,
@@ -1134,6 +1284,7 @@ main (int   argc,
   add_on_each_reactor ("readiness/zero-length", test_zero_length);
   add_on_each_reactor ("write-async/at-once", test_write_async_at_once);
   add_on_each_reactor ("readiness/abort-then-data", test_abort_then_data);
+  add_on_each_reactor ("readiness/spread", test_spread);
   add_on_each_reactor ("splice/between-connections", test_splice_between);
   add_on_each_reactor ("splice/from-memory", test_splice_from_memory);
   add_on_each_reactor ("splice/cancel", test_splice_cancel);
