@@ -11,6 +11,7 @@ double bench_floor_round_trip    (guint n);
 double bench_floor_connection    (guint n);
 double bench_floor_checked_connection (guint n);
 double bench_floor_async_message (guint n);
+double bench_floor_iteration     (guint n);
 double bench_floor_results           (guint n,
                                       guint n_results);
 
