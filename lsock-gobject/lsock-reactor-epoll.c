@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 /* The reactor on Linux: the context polls one epoll fd, whatever the
- * number of watches (but for the first few, which it polls itself: see
- * lsock-reactor-poll.c). Each fd is registered once, edge-triggered, for
+ * number of watches (but while there are only a few, which it polls
+ * itself: see lsock-reactor-poll.c and move_all_to_epoll()). Each fd is registered once, edge-triggered, for
  * input (and urgent data and hang-up, which epoll reports anyway), and
  * for output only while it is wanted: otherwise every read by the peer,
  * which makes room in the buffer, would wake us. Edges are reported

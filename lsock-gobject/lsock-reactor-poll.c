@@ -6,7 +6,8 @@
 /* Watches the context polls itself: each is an fd of the reactor's source,
  * level-triggered, for the conditions wanted. That is every watch of the
  * portable reactor (where there is no epoll, and where epoll_create1()
- * fails), and the first few of an epoll one (lsock-reactor-epoll.c).
+ * fails), and those of an epoll one while it has only a few
+ * (lsock-reactor-epoll.c).
  *
  * Each watch's GPollFD is its own, given to g_source_add_poll(), not one
  * GLib keeps (g_source_add_unix_fd()). The context reads its events afresh
