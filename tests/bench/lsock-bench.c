@@ -27,6 +27,10 @@
  * a reply in the window is a MISS in their row (not a failed run), and in
  * --smoke they must serve every client like the others.
  *
+ * The echo-sync figures serve the same clients the sync way, a thread per
+ * connection, raw against lsock's sync accept and blocking stream calls:
+ * the sync path's echo target.
+ *
  *   lsock-bench [--quick|--full|--smoke] [--reps N] [--pin]
  *               [--pin-server=CPU] [--pin-client=CPU] [--only NAME[,NAME…]]
  *               [--iters N]
@@ -1445,6 +1449,119 @@ echo_server_raw (const Params *p,
   g_hash_table_unref (live);
   close (ep);
   close (lfd);
+}
+
+/* The same echo service the sync way, for the sync path's echo target: the
+ * raw baseline accepts with accept() and serves each connection on a
+ * thread of its own with blocking recv() and send(); lsock accepts with
+ * lsock_listener_accept() and each thread reads with g_input_stream_read()
+ * and writes with g_output_stream_write_all(). Both accept the figure's
+ * clients, which all connect before the first message, then end once
+ * every connection has. */
+static gpointer
+echo_sync_raw_thread (gpointer data)
+{
+  int fd = GPOINTER_TO_INT (data);
+  char buf[ECHO_BUF];
+
+  for (;;)
+    {
+      ssize_t n = recv (fd, buf, sizeof buf, 0);
+      ssize_t off = 0;
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      while (off < n)
+        {
+          ssize_t w = send (fd, buf + off, n - off, MSG_NOSIGNAL);
+
+          if (w < 0 && errno == EINTR)
+            continue;
+          if (w < 0)
+            break;
+          off += w;
+        }
+      if (off < n)
+        break;
+    }
+  close (fd);
+  return NULL;
+}
+
+static gpointer
+echo_sync_lsock_thread (gpointer data)
+{
+  LsockStream *stream = data;
+  GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (stream));
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (stream));
+  char buf[ECHO_BUF];
+
+  for (;;)
+    {
+      gssize n = g_input_stream_read (in, buf, sizeof buf, NULL, NULL);
+
+      if (n <= 0 || !g_output_stream_write_all (out, buf, n, NULL, NULL, NULL))
+        break;
+    }
+  g_object_unref (stream);
+  return NULL;
+}
+
+static void
+echo_sync_server (const Params *p,
+                  int           ctl,
+                  Result       *r)
+{
+  GPtrArray *threads = g_ptr_array_new ();
+  LsockListener *listener = NULL;
+  int lfd = -1;
+
+  if (p->variant == V_RAW)
+    lfd = raw_listen (p->name, FALSE);
+  else
+    listener = lsock_listen (p);
+  ctl_send (ctl, 'R');
+
+  for (guint i = 0; i < p->n_clients; i++)
+    {
+      GThread *thread;
+
+      if (p->variant == V_RAW)
+        {
+          int fd;
+
+          do
+            fd = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
+          while (fd < 0 && errno == EINTR);
+          if (fd < 0)
+            die ("echo-sync accept: %s", strerror (errno));
+          thread = g_thread_new ("echo", echo_sync_raw_thread, GINT_TO_POINTER (fd));
+        }
+      else
+        {
+          GError *error = NULL;
+          LsockStream *stream = lsock_listener_accept (listener, NULL, &error);
+
+          if (stream == NULL)
+            die ("echo-sync accept: %s", error->message);
+          thread = g_thread_new ("echo", echo_sync_lsock_thread, stream);
+        }
+      g_ptr_array_add (threads, thread);
+    }
+  /* Each ends with its connection, which the client closes before 'Q' */
+  for (guint i = 0; i < threads->len; i++)
+    g_thread_join (threads->pdata[i]);
+  g_ptr_array_unref (threads);
+
+  if (listener != NULL)
+    {
+      lsock_listener_close (listener);
+      g_object_unref (listener);
+    }
+  if (lfd >= 0)
+    close (lfd);
 }
 
 typedef struct
@@ -3314,6 +3431,30 @@ main (int    argc,
       p.iters = iters > 0 ? iters : 3;  /* round trips per client in --smoke */
       /* Every one of 4,096 clients must get replies within the window */
       p.duration = big && !smoke ? MAX (echo_duration, 2.0) : echo_duration;
+      run_figure (&echo, &p, reps);
+    }
+
+  /* The sync path's echo: a thread per connection, raw and lsock */
+  for (guint i = 1; i < G_N_ELEMENTS (echo_clients) - 1; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("echo-sync-%u", echo_clients[i]);
+      g_autofree char *label =
+        g_strdup_printf ("echo service, sync accept + a thread per connection, %u clients",
+                         echo_clients[i]);
+      Figure echo = {
+        .name = name, .label = label,
+        .server = echo_sync_server, .client = echo_client, .baseline = V_RAW,
+        .variants = { V_RAW, V_LSOCK }, .n_variants = 2,
+        .metrics = {
+          { 0, "throughput", "msg/s", HIGHER_IS_BETTER, 0.95, "≥ 0.95" },
+          { 1, "p99 round trip", "µs", LOWER_IS_BETTER, 0, NULL },
+        },
+        .n_metrics = 2,
+      };
+
+      p.n_clients = echo_clients[i];
+      p.iters = iters > 0 ? iters : 3;
+      p.duration = echo_duration;
       run_figure (&echo, &p, reps);
     }
 
