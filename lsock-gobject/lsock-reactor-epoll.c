@@ -10,8 +10,9 @@
 
 /* The reactor on Linux: the context polls one epoll fd, whatever the
  * number of watches (but while there are only a few, which it polls
- * itself: see lsock-reactor-poll.c and move_all_to_epoll()). Each fd is registered once, edge-triggered, for
- * input (and urgent data and hang-up, which epoll reports anyway), and
+ * itself: see lsock-reactor-poll.c and move_all_to_epoll()). Each fd is
+ * registered once, edge-triggered, for input (and urgent data and
+ * hang-up, which epoll reports anyway), and
  * for output only while it is wanted: otherwise every read by the peer,
  * which makes room in the buffer, would wake us. Edges are reported
  * whether wanted or not (see lsock-reactor-private.h); changing the
@@ -95,6 +96,15 @@ epoll_unregister (LsockReactor *reactor,
   watch->events = 0;
 }
 
+/* Back to the context's poll(), asking for what it asked for before */
+static void
+poll_again (LsockReactor *reactor,
+            LsockWatch   *watch)
+{
+  _lsock_reactor_polled_add (reactor, watch);
+  _lsock_reactor_polled_set_conditions (reactor, watch);
+}
+
 /* Past polled_max watches: the context's poll() of their fds and the
  * epoll_wait() the others need cost more than an epoll_wait() for all.
  * Nothing is missed on the way: adding an fd to epoll reports what it is
@@ -114,10 +124,7 @@ move_all_to_epoll (LsockReactor *reactor)
       l = l->next;
       _lsock_reactor_polled_remove (reactor, watch);
       if (!epoll_register (reactor, watch, &errsv))
-        {
-          _lsock_reactor_polled_add (reactor, watch);
-          _lsock_reactor_polled_set_conditions (reactor, watch);
-        }
+        poll_again (reactor, watch);
     }
 }
 
@@ -134,8 +141,7 @@ move_all_to_polled (LsockReactor *reactor)
       LsockWatch *watch = reactor->epolled->data;
 
       epoll_unregister (reactor, watch);
-      _lsock_reactor_polled_add (reactor, watch);
-      _lsock_reactor_polled_set_conditions (reactor, watch);
+      poll_again (reactor, watch);
     }
 }
 

@@ -29,7 +29,8 @@ int           _lsock_unix_conn_peek_fd        (LsockConn      *conn);
  * operations last registered with, or NULL */
 const char   *_lsock_unix_conn_peek_reactor_kind (LsockConn   *conn);
 /* Tests: whether the context polls the fd of @conn's first registration
- * itself (an epoll reactor's first few), rather than epoll */
+ * itself (every watch of the poll reactor, those of an epoll one while it
+ * has only a few), rather than epoll */
 gboolean      _lsock_unix_conn_peek_polled       (LsockConn   *conn);
 
 /* One read or write: blocking (honouring the connection's timeout and

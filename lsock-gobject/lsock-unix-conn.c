@@ -395,17 +395,14 @@ gboolean
 _lsock_unix_conn_peek_polled (LsockConn *conn)
 {
   UnixConn *unix_conn = conn->backend;
-  LsockWatch *watch = NULL;
-  gboolean polled;
+  gboolean polled = FALSE;
 
+  /* The reactor's lock inside the connection's, as update_conditions()
+   * takes them */
   g_mutex_lock (&conn->lock);
   if (unix_conn->watches != NULL)
-    watch = _lsock_watch_ref (unix_conn->watches->data);
+    polled = _lsock_watch_is_polled (unix_conn->watches->data);
   g_mutex_unlock (&conn->lock);
-  if (watch == NULL)
-    return FALSE;
-  polled = _lsock_watch_is_polled (watch);
-  _lsock_watch_unref (watch);
   return polled;
 }
 
