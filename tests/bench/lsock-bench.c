@@ -2704,6 +2704,20 @@ typedef struct
   const char *target_text;
 } Metric;
 
+/* A target set against another server of the same figure rather than
+ * raw: @subject's median over @baseline's, on the first metric. Where it
+ * is missed, the ceiling row @ceiling (an index into the figure's three,
+ * or -1) over @baseline says whether any server of @subject's kind could
+ * meet it on this machine. */
+typedef struct
+{
+  Variant     subject;
+  Variant     baseline;
+  double      target;       /* ratio subject/baseline, HIGHER_IS_BETTER */
+  const char *target_text;
+  int         ceiling;
+} Versus;
+
 typedef struct
 {
   const char *name;
@@ -2731,6 +2745,10 @@ typedef struct
    * a blocking thread per connection and pays no event loop, so a ceiling
    * over raw says nothing about a target set against libuv. */
   const char *ceiling_libuv_name;
+  /* The issue's targets against the other libraries' servers, on the
+   * first metric: rows of their own, each with its verdict */
+  Versus      versus[2];
+  int         n_versus;
 } Figure;
 
 /* The ceilings add CPU time per unit to the raw baseline's time per unit,
@@ -2849,6 +2867,48 @@ table_row (const char *figure,
   g_string_append_printf (table, "| %s | %s | %s: %s | %s: %s | %s | %s | %s |\n",
                           figure, unit, baseline_name, bcell, subject_name, scell, ratio,
                           target_text ? target_text : "—", verdict);
+}
+
+/* A Versus target's row: the ratio of the two medians, as in every other
+ * row, with its verdict; a miss says whether the ceiling rules it out */
+static void
+versus_row (const char      *figure,
+            const Versus    *vs,
+            GArray * const  *values,
+            GArray * const  *ceilings,
+            const gboolean  *served)
+{
+  GArray *subject = values[vs->subject];
+  GArray *baseline = values[vs->baseline];
+  g_autofree char *bcell = format_cell (baseline);
+  g_autofree char *scell = format_cell (subject);
+  g_autofree char *ratio = NULL;
+  g_autofree char *verdict = NULL;
+  g_autofree char *unit = g_strdup_printf ("× %s", variant_names[vs->baseline]);
+  double r, lo, hi;
+
+  if (subject->len == 0 || baseline->len == 0 || !served[vs->baseline])
+    return;
+  r = ratio_of (subject, baseline, &lo, &hi);
+  ratio = subject->len > 1 ? g_strdup_printf ("%.3f [%.3f–%.3f]", r, lo, hi)
+                           : g_strdup_printf ("%.3f", r);
+  if (r >= vs->target)
+    verdict = g_strdup ("PASS");
+  else if (vs->ceiling >= 0 && ceilings[vs->ceiling]->len > 0)
+    {
+      double c = ratio_of (ceilings[vs->ceiling], baseline, &lo, &hi);
+
+      /* The ceiling over the same baseline, by the same statistic */
+      verdict = g_strdup_printf (c < vs->target ? "MISS, out of reach: its ceiling is %.3f" :
+                                                  "MISS (its ceiling: %.3f)", c);
+    }
+  else
+    verdict = g_strdup ("MISS");
+
+  g_string_append_printf (table, "| %s, %s against %s | %s | %s: %s | %s: %s | %s | %s | %s |\n",
+                          figure, variant_names[vs->subject], variant_names[vs->baseline], unit,
+                          variant_names[vs->baseline], bcell, variant_names[vs->subject], scell,
+                          ratio, vs->target_text, verdict);
 }
 
 static void
@@ -3000,6 +3060,8 @@ run_figure (const Figure *fig,
           table_row (label, metric->unit,
                      variant_names[fig->baseline], samples[m].values[fig->baseline],
                      ceiling_names[f], ceilings[f], metric->sense, 0, NULL, TRUE);
+      for (int i = 0; i < fig->n_versus && m == 0; i++)
+        versus_row (label, &fig->versus[i], samples[0].values, ceilings, served);
     }
 
   for (int m = 0; m < fig->n_metrics; m++)
@@ -3336,6 +3398,7 @@ main (int    argc,
       .metrics = { { 0, NULL, "MB/s", HIGHER_IS_BETTER, 0, NULL } }, .n_metrics = 1,
       .floor = floor_bulk_loop,
       .ceiling_name = "ceiling for any GIO-style server: raw + 1 GAsyncResult per 64 KiB",
+      .versus = { { V_LSOCK_BYTES, V_LIBUV, 1.0, "fast path ≥ libuv", 0 } }, .n_versus = 1,
     };
 
 #ifdef HAVE_LIBUV
@@ -3373,6 +3436,11 @@ main (int    argc,
       .floor2 = floor_connect_checked,
       .ceiling2_name = "ceiling for lsock on a main loop: the row above + peer checks, "
                        "the loop's polls and an accept result",
+      .versus = {
+        { V_LSOCK_BYTES, V_LIBUV, 0.85, "fast path ≥ 0.85 × libuv", 1 },
+        { V_LSOCK_ASYNC, V_GIO_SERVICE, 1.3, "accept_async ≥ 1.3 × gio-service", 1 },
+      },
+      .n_versus = 2,
     };
 
     /* The fast path, and the main-loop baselines, next to lsock-async */
@@ -3414,6 +3482,16 @@ main (int    argc,
         .ceiling2_name = "ceiling for any GIO-style server: raw + 2 GAsyncResults per message",
         .ceiling_libuv_name = "ceiling for a GIO-style main-loop server: libuv + 2 GAsyncResults "
                               "per message",
+        /* The issue's targets; with one client, a round trip is the
+         * inverse of the rate: "≤ 0.8 × GIO's time" is 1.25 × its rate */
+        .versus = {
+          { V_LSOCK_BYTES, V_LIBUV, 1.0,
+            one ? "fast path: round trip ≤ libuv's (rate ≥ libuv's)" : "fast path ≥ libuv", 2 },
+          { V_LSOCK, V_GIO_SERVICE, one ? 1.25 : 1.4,
+            one ? "read_async: round trip ≤ 0.8 × gio-service's (rate ≥ 1.25 ×)" :
+                  "read_async ≥ 1.4 × gio-service", 0 },
+        },
+        .n_versus = big ? 0 : 2,
       };
 
       /* GIO's source-per-connection pattern, for comparison: at 4,096 its
