@@ -17,14 +17,41 @@
  * which makes room in the buffer, would wake us. Edges are reported
  * whether wanted or not (see lsock-reactor-private.h); changing the
  * registration with EPOLL_CTL_MOD reports the current state again, so
- * output that became possible meanwhile is not missed. */
+ * output that became possible meanwhile is not missed.
+ *
+ * Once input is wanted, the registration becomes level-triggered, and
+ * stays so while the user keeps reading: a reader that is told of input
+ * for as long as it is there may wait after a short read instead of
+ * trying again for an EAGAIN (one recv() per message saved in a service
+ * that reads again from its reply's callback), and a reader that answers
+ * every request before the next one comes is not charged an
+ * EPOLL_CTL_MOD per message. Reported twice while nobody wants input and
+ * nothing was read in between (nobody reads; or a hang-up, which epoll
+ * reports whatever it is asked for), it goes back to edges, which
+ * reports what is there once more. */
 
-#define BASE_EVENTS (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLET)
+#define BASE_EVENTS (EPOLLIN | EPOLLPRI | EPOLLRDHUP)
 
 static guint32
 watch_events (LsockWatch *watch)
 {
-  return BASE_EVENTS | ((watch->conditions & G_IO_OUT) ? EPOLLOUT : 0);
+  return BASE_EVENTS | (watch->level ? 0 : EPOLLET) |
+         ((watch->conditions & G_IO_OUT) ? EPOLLOUT : 0);
+}
+
+/* EPOLL_CTL_MOD to what @watch wants now; cannot fail for a registered,
+ * open fd */
+static void
+epoll_update (LsockReactor *reactor,
+              LsockWatch   *watch)
+{
+  guint32 events = watch_events (watch);
+
+  if (events == watch->events)
+    return;
+  if (epoll_ctl (reactor->epfd, EPOLL_CTL_MOD, watch->fd,
+                 &(struct epoll_event) { .events = events, .data.ptr = watch }) == 0)
+    watch->events = events;
 }
 
 static GIOCondition
@@ -72,8 +99,11 @@ epoll_register (LsockReactor  *reactor,
                 LsockWatch    *watch,
                 int           *errsv)
 {
-  struct epoll_event ev = { .events = watch_events (watch), .data.ptr = watch };
+  struct epoll_event ev;
 
+  watch->level = (watch->conditions & G_IO_IN) != 0;
+  watch->unwanted = FALSE;
+  ev = (struct epoll_event) { .events = watch_events (watch), .data.ptr = watch };
   if (epoll_ctl (reactor->epfd, EPOLL_CTL_ADD, watch->fd, &ev) != 0)
     {
       *errsv = errno;
@@ -173,21 +203,37 @@ static void
 epoll_set_conditions (LsockReactor *reactor,
                       LsockWatch   *watch)
 {
-  guint32 events;
-
   if (watch->polled)
     {
       _lsock_reactor_polled_set_conditions (reactor, watch);
       return;
     }
 
-  events = watch_events (watch);
-  if (events == watch->events)
-    return;
-  /* Cannot fail for a registered, open fd */
-  if (epoll_ctl (reactor->epfd, EPOLL_CTL_MOD, watch->fd,
-                 &(struct epoll_event) { .events = events, .data.ptr = watch }) == 0)
-    watch->events = events;
+  if (watch->conditions & G_IO_IN)
+    {
+      watch->level = TRUE;
+      watch->unwanted = FALSE;
+    }
+  epoll_update (reactor, watch);
+}
+
+/* A level-triggered watch reported with input nobody wants: the second
+ * time in a row with no read between, back to edges */
+static void
+epoll_unwanted (LsockReactor *reactor,
+                LsockWatch   *watch)
+{
+  int reads = g_atomic_int_get (&watch->reads);
+
+  if (!watch->unwanted || reads != watch->reads_seen)
+    {
+      watch->unwanted = TRUE;
+      watch->reads_seen = reads;
+      return;
+    }
+  watch->level = FALSE;
+  watch->unwanted = FALSE;
+  epoll_update (reactor, watch);
 }
 
 static void
@@ -232,7 +278,12 @@ epoll_collect (LsockReactor    *reactor,
 
   for (int i = 0; i < n; i++)
     {
-      ready[n_ready].watch = _lsock_watch_ref (events[i].data.ptr);
+      LsockWatch *watch = events[i].data.ptr;
+
+      if (watch->level && !(watch->conditions & G_IO_IN) &&
+          (events[i].events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        epoll_unwanted (reactor, watch);
+      ready[n_ready].watch = _lsock_watch_ref (watch);
       ready[n_ready].condition = condition_from_events (events[i].events);
       n_ready++;
     }

@@ -36,6 +36,20 @@ G_BEGIN_DECLS
  * condition as ready until a system call fails with EAGAIN, and only then
  * ask for it with _lsock_watch_set_conditions().
  *
+ * Input, though, may be reported level-triggered on epoll too: once a
+ * user has asked for G_IO_IN, epoll reports input for as long as it is
+ * there, until the watch is reported twice while nobody asked for it with
+ * no read in between (_lsock_watch_note_read()), when it goes back to
+ * edges (which reports what is there once more). While
+ * _lsock_watch_waits_after_short_read() says so, a user may stop treating
+ * input as ready after a read that returned less than it asked for, and
+ * wait: if that read stopped short of queued data (a message carrying
+ * descriptors, urgent data), the report comes all the same. It says so
+ * only on epoll: a watch the context polls is reported level-triggered
+ * too, but there are only a few, and a wait that another try would have
+ * spared (the peer answered meanwhile) costs an iteration of the context
+ * of its own, where on epoll the others' input shares it.
+ *
  * Watch functions run in the context's thread, with no reactor lock held,
  * and must not call out to user code: they put what is to be reported on
  * @ready, which the dispatch runs once every watch has been seen.
@@ -124,6 +138,10 @@ void          _lsock_watch_set_conditions        (LsockWatch        *watch,
 void          _lsock_watch_destroy               (LsockWatch        *watch);
 LsockWatch   *_lsock_watch_ref                   (LsockWatch        *watch);
 void          _lsock_watch_unref                 (LsockWatch        *watch);
+/* Whether a user may wait for a report after a short read (see above) */
+gboolean      _lsock_watch_waits_after_short_read (LsockWatch       *watch);
+/* A read on the watch's fd took something (or said end of stream) */
+void          _lsock_watch_note_read             (LsockWatch        *watch);
 /* Tests: whether the context polls @watch itself, rather than epoll */
 gboolean      _lsock_watch_is_polled             (LsockWatch        *watch);
 /* (transfer none) valid while the caller holds the watch */
@@ -221,11 +239,19 @@ struct _LsockWatch
   gboolean         polled;       /* by the context, not on epoll */
   GIOCondition     conditions;   /* wanted */
   guint32          events;       /* registered: epoll events */
+  /* epoll: input registered level-triggered (since G_IO_IN was wanted);
+   * reported once while unwanted, and what reads had counted then */
+  gboolean         level;
+  gboolean         unwanted;
+  int              reads_seen;
   GList            link;         /* in reactor->polled or ->epolled */
   /* polled: what the context polls, while in_source (ours, so that its
    * events change without a wake-up: see lsock-reactor-poll.c) */
   GPollFD          pollfd;
   gboolean         in_source;
+  /* Atomic: the user's reads, for telling a reader that is slow from one
+   * that is gone (see above) */
+  int              reads;
 };
 
 /* Watches the context polls (lsock-reactor-poll.c): all of a poll reactor,

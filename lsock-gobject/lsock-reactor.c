@@ -525,6 +525,24 @@ _lsock_watch_unref (LsockWatch *watch)
 }
 
 gboolean
+_lsock_watch_waits_after_short_read (LsockWatch *watch)
+{
+  LsockReactor *reactor = watch->reactor;
+  gboolean wait;
+
+  g_mutex_lock (&reactor->lock);
+  wait = !watch->destroyed && !watch->polled && watch->level;
+  g_mutex_unlock (&reactor->lock);
+  return wait;
+}
+
+void
+_lsock_watch_note_read (LsockWatch *watch)
+{
+  g_atomic_int_inc (&watch->reads);
+}
+
+gboolean
 _lsock_watch_is_polled (LsockWatch *watch)
 {
   LsockReactor *reactor = watch->reactor;

@@ -31,10 +31,14 @@
  * registered with it once, on its first async operation there, and each
  * registration remembers per direction whether the socket may be ready.
  * An operation tries its system call at once while that is so, and waits
- * for the reactor otherwise. Readiness is forgotten only when a system
- * call fails with EAGAIN: a short read does not mean the queue is empty
- * (recv() stops at a message carrying descriptors, at urgent data, and
- * where the peer's credentials change). An operation that completes at
+ * for the reactor otherwise. Readiness is forgotten when a system call
+ * fails with EAGAIN, and after a short read only where the reactor
+ * reports input for as long as it is there
+ * (_lsock_watch_waits_after_short_read()):
+ * a short read does not mean the queue is empty (recv() stops at a
+ * message carrying descriptors, at urgent data, and where the peer's
+ * credentials change), so elsewhere only trying again can tell. An
+ * operation that completes at
  * once is reported from the reactor's next dispatch, never from inside
  * the _async() call.
  *
@@ -68,7 +72,8 @@ typedef struct
 typedef struct
 {
   LsockConn *conn;      /* a reference, for the memory */
-  gboolean   ready[2];  /* by direction: may not fail with EAGAIN */
+  gboolean   ready[2];  /* by direction: may not fail with EAGAIN, or a
+                         * report is not sure to come (see above) */
 } WatchState;
 
 /* UnixConn.fd_state: the holders of the fd outside conn->lock, counted
@@ -771,6 +776,17 @@ io_op_try (IoOp       *op,
     {
       state->ready[d] = FALSE;
       return FALSE;
+    }
+  if (d == LSOCK_DIRECTION_READ && op->n >= 0)
+    {
+      _lsock_watch_note_read (op->watch);
+      /* Less than asked for: the queue is most likely empty now. Where
+       * input is reported for as long as it is there, wait for that
+       * rather than try again: if the read stopped short of queued data,
+       * the report comes anyway */
+      if (op->n > 0 && (gsize) op->n < op->count &&
+          _lsock_watch_waits_after_short_read (op->watch))
+        state->ready[d] = FALSE;
     }
   op->outcome = IO_DONE;
   return TRUE;

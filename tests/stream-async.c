@@ -181,12 +181,16 @@ send_with_fd (LsockStream *stream,
 
 /* A message carrying a descriptor ends a recv() short, with the next bytes
  * already queued: the next read_async() must find them, not wait for an
- * edge that has come and gone */
+ * edge that has come and gone. With @waiting, the first read waits before
+ * they come: the reactor then reports input level-triggered, and lsock
+ * waits for its report after a short read rather than try again; the
+ * report must come for the bytes behind the descriptor, which came with
+ * the same edge. */
 static void
-test_after_fd_message (gconstpointer data)
+after_fd_message (const char *kind,
+                  gboolean    waiting)
 {
 #ifdef G_OS_UNIX
-  const char *kind = data;
   int fds_before = lsock_test_settled_fd_count ();
   g_autoptr(GError) error = NULL;
   LsockTestPair pair = { 0 };
@@ -201,13 +205,31 @@ test_after_fd_message (gconstpointer data)
 
   for (int round = 0; round < 20; round++)
     {
+      GAsyncResult *result = NULL;
+
+      if (waiting)
+        {
+          g_input_stream_read_async (in_of (pair.server), buf, sizeof buf, G_PRIORITY_DEFAULT,
+                                     NULL, lsock_test_store_result, &result);
+          lsock_test_drain_main_context ();
+          g_assert_null (result);
+        }
       send_with_fd (pair.client, "AAAA", 4, pipe_fds[0]);
       send_all (pair.client, "BBBB", 4);
 
-      n = read_async_wait (pair.server, buf, sizeof buf, NULL, &error);
+      if (waiting)
+        {
+          if (!lsock_test_wait_bounded (result != NULL, HANG_MS))
+            g_error ("read_async() did not complete in %d ms", HANG_MS);
+          n = g_input_stream_read_finish (in_of (pair.server), result, &error);
+          g_clear_object (&result);
+        }
+      else
+        n = read_async_wait (pair.server, buf, sizeof buf, NULL, &error);
       g_assert_no_error (error);
       g_assert_cmpmem (buf, n, "AAAA", 4);
-      /* The descriptor was dropped by the kernel (nobody asked for it) */
+      /* Short, with "BBBB" queued behind the descriptor, which the kernel
+       * dropped (nobody asked for it) */
       n = read_async_wait (pair.server, buf, sizeof buf, NULL, &error);
       g_assert_no_error (error);
       g_assert_cmpmem (buf, n, "BBBB", 4);
@@ -221,6 +243,18 @@ test_after_fd_message (gconstpointer data)
 #else
   g_test_skip ("Descriptor passing is Unix-only");
 #endif
+}
+
+static void
+test_after_fd_message (gconstpointer data)
+{
+  after_fd_message (data, FALSE);
+}
+
+static void
+test_after_fd_message_waiting (gconstpointer data)
+{
+  after_fd_message (data, TRUE);
 }
 
 /* ---- a reactor that grows and shrinks ------------------------------------ */
@@ -1277,6 +1311,7 @@ main (int   argc,
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
   add_on_each_reactor ("readiness/after-fd-message", test_after_fd_message);
+  add_on_each_reactor ("readiness/after-fd-message-waiting", test_after_fd_message_waiting);
   add_on_each_reactor ("readiness/splice-after-fd-message", test_splice_after_fd_message);
   add_on_each_reactor ("readiness/urgent-data", test_urgent_data);
   add_on_each_reactor ("readiness/hang-up", test_hang_up);
