@@ -34,13 +34,12 @@
  * for the reactor otherwise. Readiness is forgotten when a system call
  * fails with EAGAIN, and after a short read only where the reactor
  * reports input for as long as it is there
- * (_lsock_watch_waits_after_short_read()):
- * a short read does not mean the queue is empty (recv() stops at a
- * message carrying descriptors, at urgent data, and where the peer's
- * credentials change), so elsewhere only trying again can tell. An
- * operation that completes at
- * once is reported from the reactor's next dispatch, never from inside
- * the _async() call.
+ * (_lsock_watch_waits_after_short_read()): a short read does not mean
+ * the queue is empty (recv() stops at a message carrying descriptors, at
+ * urgent data, and where the peer's credentials change), so elsewhere
+ * only trying again can tell. An operation that completes at once is
+ * reported from the reactor's next dispatch, never from inside the
+ * _async() call.
  *
  * Closing: conn->lock guards the operations waiting and the
  * registrations, and the fd for whoever uses it under the lock having
